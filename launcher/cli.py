@@ -1,0 +1,185 @@
+"""`launch`: Hydra app. Config -> plan (printed, written as plan.json) -> run it (unless dry_run=true).
+
+Bad input ends with one line on stderr and exit code 2; nothing is written before the plan is sound.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from importlib import resources
+
+from launcher.errors import EXIT_BAD_INPUT, ConfigError
+
+GROUPS = ("model", "data", "method", "gpu", "cluster")
+_exit_code = 0
+_task_started = False
+
+
+def _fail(msg: str) -> None:
+    global _exit_code
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    _exit_code = max(_exit_code, EXIT_BAD_INPUT)
+
+
+def _known(group: str) -> list[str]:
+    d = resources.files("conf").joinpath(group)
+    return sorted(f.name[:-5] for f in d.iterdir() if f.name.endswith(".yaml"))
+
+
+def _top_level_keys() -> set[str]:
+    import yaml
+
+    cfg = yaml.safe_load(resources.files("conf").joinpath("config.yaml").read_text())
+    return set(cfg) - {"defaults"}
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Catch the common mistakes before Hydra does, with a one-line fix instead of Hydra's message."""
+    top = None
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, _, value = arg.partition("=")
+        plain = key.lstrip("+~")
+        if plain in GROUPS and not key.startswith("~"):
+            known = _known(plain)
+            for v in value.split(","):  # a -m sweep lists several
+                if v not in known:
+                    raise ConfigError(
+                        f"unknown {plain} {v!r}: known are {', '.join(k for k in known if k != 'auto') or '-'}"
+                        f" (or add conf/{plain}/{v}.yaml)"
+                    )
+        elif "." not in plain and not plain.startswith("hydra") and not key.startswith("+"):
+            top = top or _top_level_keys()
+            if plain not in top:
+                if plain == "budget":
+                    raise ConfigError(f"budget is not set in the config: append it with +{arg}")
+                raise ConfigError(
+                    f"unknown setting {plain!r}: known are {', '.join(sorted(top))} (append new keys with +{arg})"
+                )
+
+
+def plan_and_run(cfg) -> None:
+    """The Hydra task: one plan (one job of a -m sweep)."""
+    global _task_started
+    _task_started = True
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        try:
+            d = OmegaConf.to_container(cfg, resolve=True)
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"config does not resolve: {str(e).splitlines()[0]}") from None
+        _plan_and_run(d)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+def _plan_and_run(d: dict) -> None:
+    from rich.console import Console
+
+    from launcher.assemble import to_plan
+    from launcher.plan import atomic_write_text, write_plan
+    from launcher.planner import choose
+    from launcher.render import render
+    from launcher.rundir import new_run_dir
+    from launcher.specs import job_from_config
+
+    job = job_from_config(d)
+    if d.get("calibrate"):
+        from launcher.calibration import apply_calibration
+
+        job = apply_calibration(job, d)
+    result = choose(job)
+    console = Console(width=max(100, Console().width), highlight=False)
+    if result.chosen is None:
+        render(result, None, job.budget, int(d.get("show") or 0), console)
+        raise ConfigError(result.reason)
+
+    run_dir = new_run_dir(d.get("output_root") or "runs", f"{job.model.name}-{job.data.name}")
+    plan = to_plan(job, result, str(run_dir))
+    render(result, plan, job.budget, int(d.get("show") or 0), console)
+    import yaml
+
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(redact(d), sort_keys=False))
+    write_plan(plan, run_dir / "plan.json")
+    console.print(f"plan written to [bold]{run_dir / 'plan.json'}[/bold]")
+    if d.get("dry_run"):
+        return
+    from launcher.execute import execute
+
+    execute(plan, run_dir, str(d.get("executor") or "auto"), d)
+
+
+_SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credential)", re.I)
+
+
+def redact(obj):
+    """Config as written to disk: values under secret-looking keys are replaced."""
+    if isinstance(obj, dict):
+        return {k: ("***" if _SECRET_KEY.search(str(k)) else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    try:
+        check_overrides(argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+    import hydra
+
+    app = hydra.main(config_path="pkg://conf", config_name="config", version_base="1.3")(plan_and_run)
+    real_stderr, held = sys.stderr, _HeldStderr(sys.stderr)
+    sys.stderr = held
+    try:
+        app()
+    except SystemExit as e:
+        # Hydra reports its own config errors (bad override syntax, unknown nested key) over several lines
+        # with exit 1; squeeze them into our one line and exit 2.
+        if e.code not in (0, None) and not _task_started:
+            sys.stderr = real_stderr
+            print(f"error: {held.one_line()}", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
+        raise
+    finally:
+        sys.stderr = real_stderr
+    sys.exit(_exit_code)
+
+
+class _HeldStderr:
+    """Holds what is written to stderr until the first plan starts (Hydra's config errors), then passes through."""
+
+    def __init__(self, real):
+        self.real, self.buf = real, []
+
+    def write(self, text: str) -> int:
+        if _task_started:
+            return self.real.write(text)
+        self.buf.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    def one_line(self) -> str:
+        lines = [ln.strip() for ln in "".join(self.buf).splitlines() if ln.strip()]
+        lines = [
+            ln
+            for ln in lines
+            if "HYDRA_FULL_ERROR" not in ln and not ln.startswith(("full_key", "object_type"))
+        ]
+        return " ".join(lines[:2]) or "invalid command line"
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Peak memory per GPU for one training configuration, as a breakdown (bytes).
+
+What is modelled is what the recipes do (recipes/train.py precision policy):
+- LoRA: frozen base in bf16, adapters fp32 (PEFT autocast_adapter_dtype) with AdamW.
+- QLoRA: base linears NF4 + double quant (bitsandbytes), embeddings/lm_head/norms bf16, adapters as LoRA.
+- Full, no DeepSpeed: fp32 weights + bf16 autocast, AdamW (torch mixed precision).
+- Full, DeepSpeed ZeRO-1/2/3: bf16 params and grads, fp32 master + Adam m, v sharded by stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from launcher.params import ParamCounts, lora_targets
+from launcher.specs import ModelSpec
+
+GiB = 2**30
+
+# ZeRO paper (Rajbhandari et al. 2020, arXiv:1910.02054 §3.1): mixed-precision Adam holds K=12 bytes/param
+# of optimizer state (fp32 master, momentum, variance) beside 2-byte fp16/bf16 params and grads.
+ADAM_STATE_BYTES = 12
+# QLoRA paper (Dettmers et al. 2023, arXiv:2305.14314 §3): NF4 is 4 bits, blocksize 64 absmax; double
+# quantization brings constants to 8/64 + 32/(64*256) = 0.127 bits/param -> 4.127 bits = 0.516 bytes.
+NF4_BYTES = 4.127 / 8
+# Logits: transformers' ForCausalLMLoss upcasts logits to fp32 before cross-entropy (loss_utils.py), so a
+# token holds bf16 logits (2) + fp32 copy (4) + fp32 softmax/grad (4) bytes per vocab entry at the peak.
+LOGIT_BYTES_PER_VOCAB = 10
+# Fixed per-process overhead: CUDA context, cuBLAS/NCCL workspaces. The bert rows of
+# benchmarks/data/published_cases.csv put it at ~1.34 GB on a V100 (nvidia-smi); CUDA 12 lazy loading is lower.
+CUDA_CONTEXT_BYTES = 1.0 * GiB
+# PyTorch caching allocator: reserved exceeds allocated by fragmentation; 5% is a typical steady state
+# (assumption; compare max_memory_reserved/max_memory_allocated in benchmarks/results/ when a GPU run exists).
+ALLOCATOR_OVERHEAD = 0.05
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One candidate's memory-relevant choices."""
+
+    method: str  # lora | qlora | full
+    objective: str  # sft | dpo
+    n_gpus: int
+    zero: int
+    offload_optimizer: bool
+    offload_params: bool
+    micro_batch: int  # samples (pairs for DPO) per GPU per micro-step
+    seq_len: int
+    grad_ckpt: bool
+    lora_r: int = 16
+    lora_targets: str = "all-linear"
+    lora_dropout: float = 0.05
+    dpo_reference: str = "adapter"  # adapter | model | precomputed
+    device_context: bool = True  # False for the CPU "device" (no CUDA context)
+
+    @property
+    def sequences(self) -> int:
+        """Sequences per micro-step: DPO runs chosen and rejected together (TRL concatenated_forward)."""
+        return self.micro_batch * (2 if self.objective == "dpo" else 1)
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    logits: float
+    reference: float  # DPO reference model copy
+    buffers: float  # ZeRO buckets / gathered layers, transient workspaces
+    overhead: float  # allocator fragmentation + CUDA context
+
+    @property
+    def total(self) -> float:
+        return sum(self.as_dict().values())
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def gib(self) -> dict[str, float]:
+        return {k: round(v / GiB, 2) for k, v in self.as_dict().items()}
+
+
+def activation_bytes_per_token_layer(m: ModelSpec, s: Setup) -> float:
+    """Bytes one decoder layer saves for backward per token, bf16, SDPA/flash attention (no s^2 term).
+
+    Derived by listing what autograd saves, following Korthikanti et al. 2022 (arXiv:2205.05198 §4.1,
+    34*s*b*h for GPT without recompute) adapted to GQA + gated MLP + HF RMSNorm:
+    attention: normed input 2h, q 2q, k/v 2kv each, attention output 2q -> 2h + 4q + 4kv;
+    gated MLP: normed input 2h, gate out, silu out, up out, product 2I each -> 2h + 8I (standard: 2h + 4I);
+    RMSNorm: HF upcasts the input to fp32 and autograd keeps it -> 4h per norm.
+    LoRA dropout (p > 0) keeps a dropped copy (2 bytes) and a mask (1 byte) of each targeted input.
+    """
+    h, q, kv, i = m.hidden_size, m.q_dim, m.kv_dim, m.intermediate_size
+    attn = 2 * h + 4 * q + 4 * kv
+    mlp = 2 * h + (8 * i if m.mlp == "gated" else 4 * i)
+    norms = 4 * h * m.norms_per_layer
+    if s.method == "full":
+        norms += 2 * h * m.norms_per_layer  # trainable norm weights keep their normed input too
+    lora = 0.0
+    if s.method in ("lora", "qlora") and s.lora_dropout > 0:
+        lora = 3 * sum(fin for fin, _ in lora_targets(m, s.lora_targets).values())
+    return attn + mlp + norms + lora
+
+
+def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
+    n = s.n_gpus
+    z = s.zero
+    tokens = s.sequences * s.seq_len
+
+    # --- model states (ZeRO paper §5: stage 1 shards optimizer, 2 adds grads, 3 adds params) -------
+    if s.method == "full":
+        if z == 0:
+            # torch AMP: fp32 weights (4) + fp32 grads (4) + Adam m, v (8); autocast keeps a bf16 copy of
+            # each weight for backward (torch.autocast cache) -> 2 more.
+            base, grads, opt = 6.0 * p.total, 4.0 * p.total, 8.0 * p.total
+        else:
+            base = 2.0 * p.total / (n if z >= 3 else 1)
+            grads = 2.0 * p.total / (n if z >= 2 else 1)
+            opt = ADAM_STATE_BYTES * p.total / n
+        adapters = 0.0
+    else:
+        if s.method == "qlora":
+            base = NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
+        else:
+            base = 2.0 * p.total
+        base = base / (n if z >= 3 else 1)
+        adapters = 4.0 * p.lora  # fp32
+        grads = 4.0 * p.lora / (n if z >= 2 else 1)
+        opt = 8.0 * p.lora / (n if z >= 1 else 1)  # fp32 adapters: Adam m, v only
+    if s.offload_optimizer:
+        opt = 0.0  # ZeRO-Offload keeps optimizer states (and the update) on the CPU
+    if s.offload_params:
+        base = 0.0  # ZeRO-Infinity param offload: only gathered layers (buffers below) live on the GPU
+    weights = base + adapters
+
+    # --- ZeRO working buffers ------------------------------------------------------------------------
+    buffers = 0.0
+    if z >= 3:
+        # Gathered parameters: the current layer and the prefetched next one (stage3_prefetch_bucket_size,
+        # DeepSpeed docs), or the (un-sharded) embedding / lm_head when it is in use, whichever is larger.
+        per_layer = p.per_layer * (NF4_BYTES if s.method == "qlora" else 2.0)
+        buffers += max(2 * per_layer, 2.0 * max(p.embed, p.lm_head))
+    elif z in (1, 2):
+        # reduce_bucket_size "auto" = hidden^2 elements in HF's DeepSpeed integration; overlap_comm keeps two.
+        buffers += 2 * 2.0 * m.hidden_size**2
+    # Backward workspace: a few live gradient temporaries of the widest activation (assumption: 4).
+    buffers += 4 * 2.0 * tokens * max(m.intermediate_size, m.hidden_size)
+
+    # --- activations -------------------------------------------------------------------------------------
+    per_layer_act = activation_bytes_per_token_layer(m, s) * tokens
+    L = m.num_hidden_layers
+    if s.grad_ckpt:
+        # HF gradient checkpointing saves each layer's input (2h bytes/token) and recomputes one layer at a
+        # time in backward (Chen et al. 2016, arXiv:1604.06174).
+        activations = L * 2.0 * m.hidden_size * tokens + per_layer_act
+    else:
+        activations = L * per_layer_act
+    logits = LOGIT_BYTES_PER_VOCAB * m.vocab_size * tokens
+
+    # --- DPO reference --------------------------------------------------------------------------------
+    reference = 0.0
+    if s.objective == "dpo" and s.dpo_reference == "model":
+        reference = 2.0 * p.total / (n if z >= 3 else 1)  # frozen bf16 copy, sharded like params under ZeRO-3
+        if s.method == "qlora":
+            reference = (NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)) / (n if z >= 3 else 1)
+
+    allocated = weights + grads + opt + activations + logits + reference + buffers
+    overhead = ALLOCATOR_OVERHEAD * allocated + (CUDA_CONTEXT_BYTES if s.device_context else 0.0)
+    return MemoryBreakdown(
+        weights=weights,
+        gradients=grads,
+        optimizer=opt,
+        activations=activations,
+        logits=logits,
+        reference=reference,
+        buffers=buffers,
+        overhead=overhead,
+    )

@@ -1,0 +1,320 @@
+"""Enumerate candidate configurations, forecast each, and choose one by the brief's decision flow.
+
+Decision flow (../shared/brief, "Decision Helper"): budget tight or low VRAM -> QLoRA; large domain shift
+-> full fine-tuning + ZeRO-3; otherwise LoRA; preference data (or method=dpo) adds a DPO stage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from launcher import cost as costs
+from launcher.memory import GiB, MemoryBreakdown, Setup, peak_memory
+from launcher.params import ParamCounts, count_params
+from launcher.specs import DEFAULT_LR, METHODS, GpuSpec, Job
+from launcher.throughput import StepTime, step_time, tokens_per_s_per_gpu
+
+MICRO_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+CHECKPOINT_TARGET_S = 1800  # default cadence: one checkpoint per ~30 min, so preemption loses little
+# A plan must leave this share of GPU memory free: the allowance for forecast error (median memory error
+# in benchmarks/results/forecast_accuracy.json) and for memory spikes the model does not see.
+FIT_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class Candidate:
+    gpu: GpuSpec
+    setup: Setup
+    grad_accum: int
+    memory: MemoryBreakdown
+    step: StepTime | None  # None when it does not fit: no point forecasting its speed
+    tokens_per_s_per_gpu: float
+    cost: costs.Cost | None
+    checkpoint_every: int
+
+    @property
+    def method(self) -> str:
+        return self.setup.method
+
+    @property
+    def peak_gib(self) -> float:
+        return self.memory.total / GiB
+
+    @property
+    def fits(self) -> bool:
+        return self.cost is not None
+
+    @property
+    def complexity(self) -> int:
+        """Tie-breaker: among equal plans prefer fewer GPUs, no DeepSpeed, no offload, no recompute."""
+        s = self.setup
+        return s.n_gpus * 8 + s.zero * 2 + s.offload_optimizer + s.offload_params + s.grad_ckpt
+
+    def label(self) -> str:
+        s = self.setup
+        obj = "DPO " if s.objective == "dpo" else ""
+        off = {(False, False): "", (True, False): "+off(opt)", (True, True): "+off(all)"}[
+            (s.offload_optimizer, s.offload_params)
+        ]
+        return f"{obj}{s.method} {s.n_gpus}x{self.gpu.name} ZeRO-{s.zero}{off} mb{s.micro_batch}{' ckpt' if s.grad_ckpt else ''}"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    candidate: Candidate
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    chosen: Candidate | None
+    reason: str  # why chosen (or why nothing could be)
+    rejected: list[Rejected]
+    objective: str  # sft | dpo
+    cheapest_feasible: Candidate | None  # for infeasible budgets
+    n_evaluated: int
+    params: ParamCounts
+    learning_rate: float
+
+
+def objective_of(job: Job) -> str:
+    return "dpo" if job.method.name == "dpo" or job.data.format == "preference" else "sft"
+
+
+def gpu_counts(job: Job) -> list[int]:
+    c = job.cluster
+    if job.pins.n_gpus is not None:
+        return [job.pins.n_gpus]
+    counts = {1}
+    k = 2
+    while k <= c.gpus_per_node:
+        counts.add(k)
+        k *= 2
+    counts.add(c.gpus_per_node)
+    for nodes in range(2, c.max_nodes + 1):
+        counts.add(nodes * c.gpus_per_node)
+    return sorted(counts)
+
+
+def _methods(job: Job) -> tuple[str, ...]:
+    m = job.method
+    if m.name in METHODS:
+        return (m.name,)
+    if m.name == "dpo" and m.adapter != "auto":
+        return (m.adapter,)
+    return METHODS
+
+
+def _memory_layouts(job: Job, method: str, n: int, cpu: bool) -> list[tuple[int, bool, bool]]:
+    """(zero stage, offload optimizer, offload params) worth trying."""
+    out = []
+    for z in range(4):
+        for off_opt, off_par in ((False, False), (True, False), (True, True)):
+            if off_par and z != 3:
+                continue
+            if off_opt and z == 0:
+                continue  # offload needs DeepSpeed
+            if n == 1 and z > 0 and not off_opt:
+                continue  # sharding over one GPU changes nothing
+            if cpu and (z > 0 or off_opt):
+                continue  # the CPU quickstart runs without DeepSpeed
+            if method != "full" and z in (1, 2):
+                continue  # adapters' optimizer state is tiny: stage 1/2 == stage 0 for LoRA
+            out.append((z, off_opt, off_par))
+    p = job.pins
+    want = {None: None, "none": (False, False), "optimizer": (True, False), "all": (True, True)}[p.offload]
+    return [
+        lay
+        for lay in out
+        if (p.zero is None or lay[0] == p.zero) and (want is None or (lay[1], lay[2]) == want)
+    ]
+
+
+def _references(job: Job, method: str, objective: str) -> tuple[str, ...]:
+    if objective != "dpo":
+        return ("adapter",)
+    ref = job.method.dpo_reference
+    if ref != "auto":
+        return (ref,)
+    return ("adapter",) if method in ("lora", "qlora") else ("model", "precomputed")
+
+
+def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
+    m, meth = job.model, job.method
+    p = count_params(m, meth.lora_r, meth.lora_targets)
+    objective = objective_of(job)
+    tokens_total = costs.workload_tokens(job.data.tokens_per_sample, job.data.n_samples, job.epochs)
+    steps = costs.optimizer_steps(job.data.n_samples, job.epochs, job.global_batch)
+    ckpts = (job.pins.grad_ckpt,) if job.pins.grad_ckpt is not None else (False, True)
+    mbs = (job.pins.micro_batch,) if job.pins.micro_batch else MICRO_BATCHES
+    out: list[Candidate] = []
+    for method in _methods(job):
+        ckpt_bytes = (16.0 * p.total) if method == "full" else 16.0 * p.lora
+        model_bytes = 2.0 * p.total
+        for gpu in job.gpus:
+            for n in gpu_counts(job):
+                for z, off_opt, off_par in _memory_layouts(job, method, n, gpu.name == "cpu"):
+                    for ref in _references(job, method, objective):
+                        for ckpt in ckpts:
+                            for mb in mbs:
+                                if mb * n > job.global_batch and mb > 1:
+                                    break  # a micro-step may not exceed the global batch
+                                s = Setup(
+                                    method=method,
+                                    objective=objective,
+                                    n_gpus=n,
+                                    zero=z,
+                                    offload_optimizer=off_opt,
+                                    offload_params=off_par,
+                                    micro_batch=mb,
+                                    seq_len=job.seq_len,
+                                    grad_ckpt=ckpt,
+                                    lora_r=meth.lora_r,
+                                    lora_targets=meth.lora_targets,
+                                    lora_dropout=meth.lora_dropout,
+                                    dpo_reference=ref,
+                                    device_context=gpu.name != "cpu",
+                                )
+                                mem = peak_memory(m, p, s)
+                                if mem.total > (1 - FIT_MARGIN) * gpu.memory_gib * GiB:
+                                    out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
+                                    break  # larger micro-batches need more memory still
+                                accum = max(1, math.ceil(job.global_batch / (mb * n)))
+                                st = step_time(m, p, s, gpu, job.cluster, accum)
+                                tps = tokens_per_s_per_gpu(st, s)
+                                step_s = tokens_total / steps / (tps * n)
+                                every = job.checkpoint_every or max(
+                                    1, min(steps, round(CHECKPOINT_TARGET_S / step_s))
+                                )
+                                c = costs.estimate(
+                                    tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps,
+                                    model_bytes, ckpt_bytes, every,
+                                )  # fmt: skip
+                                out.append(Candidate(gpu, s, accum, mem, st, tps, c, every))
+    return out, p
+
+
+def _key(job: Job):
+    # Rounded so that sub-cent differences fall through to the simpler plan.
+    if job.optimize == "time":
+        return lambda c: (round(c.cost.hours, 2), round(c.cost.usd, 2), c.complexity)
+    return lambda c: (round(c.cost.usd, 2), round(c.cost.hours, 2), c.complexity)
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
+
+
+def choose(job: Job) -> PlanResult:
+    cands, params = evaluate(job)
+    objective = objective_of(job)
+    key = _key(job)
+    budget = job.budget
+    fitting = [c for c in cands if c.fits]
+    in_budget = [c for c in fitting if budget is None or c.cost.usd <= budget]
+
+    def best(pool: list[Candidate], method: str) -> Candidate | None:
+        pool = [c for c in pool if c.method == method]
+        return min(pool, key=key) if pool else None
+
+    methods = _methods(job)
+    reason = ""
+    chosen: Candidate | None = None
+    if len(methods) == 1:
+        chosen = best(in_budget, methods[0])
+        reason = f"method pinned to {methods[0]}"
+    else:
+        # LoRA that only fits by streaming the base weights from host memory counts as "low VRAM".
+        on_gpu = [c for c in in_budget if not c.setup.offload_params or job.pins.offload == "all"]
+        lora = best(on_gpu, "lora")
+        if lora is None:
+            chosen = best(in_budget, "qlora")
+            lora_any = best([c for c in fitting if not c.setup.offload_params], "lora")
+            if lora_any is None:
+                reason = "low VRAM: LoRA's bf16 base fits on no offered GPU, so QLoRA (4-bit base)"
+            else:
+                reason = f"budget tight: cheapest LoRA plan costs {_usd(lora_any.cost.usd)}, so QLoRA"
+            if chosen is None:
+                chosen = best(in_budget, "lora")
+                reason = "QLoRA fits nowhere within budget: LoRA with parameters offloaded to the CPU"
+        elif job.domain_shift == "large":
+            full = best([c for c in in_budget if c.setup.zero == 3 or c.setup.n_gpus == 1], "full")
+            full = full or best(in_budget, "full")
+            if full is not None:
+                chosen, reason = full, "large domain shift: full fine-tuning (ZeRO-3 where sharded)"
+            else:
+                chosen = lora
+                cheapest_full = best(fitting, "full")
+                why = f"costs {_usd(cheapest_full.cost.usd)}" if cheapest_full else "fits on no offered GPU"
+                reason = f"large domain shift, but full fine-tuning {why}: LoRA instead"
+        else:
+            chosen, reason = lora, "small domain shift, budget allows it: LoRA (brief's default)"
+    if chosen is not None and objective == "dpo":
+        reason += "; preference data: DPO stage"
+
+    cheapest = min(fitting, key=_key(replace(job, optimize="cost"))) if fitting else None
+    if chosen is None:
+        if cheapest is None:
+            smallest = min(cands, key=lambda c: c.memory.total / (c.gpu.memory_gib * GiB))
+            reason = (
+                f"nothing fits in memory: the smallest need is {smallest.peak_gib:.1f} GiB on "
+                f"{smallest.gpu.name} ({smallest.gpu.memory_gib:g} GiB); offer larger GPUs or lower seq_len"
+            )
+        else:
+            reason = (
+                f"no plan fits the budget of {_usd(budget)}: the cheapest feasible plan is "
+                f"{cheapest.label()} at {_usd(cheapest.cost.usd)}; raise +budget or shrink the job"
+            )
+
+    rejected = _alternatives(cands, chosen, budget, key, job)
+    lr = job.method.learning_rate or DEFAULT_LR[(chosen.method if chosen else "lora", objective)]
+    return PlanResult(chosen, reason, rejected, objective, cheapest, len(cands), params, lr)
+
+
+def _alternatives(cands, chosen, budget, key, job: Job) -> list[Rejected]:
+    """Best candidate per (method, GPU type) and per memory layout of the chosen one, with the reason each lost."""
+    groups: dict[tuple, list[Candidate]] = {}
+    for c in cands:
+        groups.setdefault((c.method, c.gpu.name), []).append(c)
+        if chosen is not None and c.method == chosen.method and c.gpu.name == chosen.gpu.name:
+            groups.setdefault(("layout", c.setup.n_gpus, c.setup.zero, c.setup.offload_optimizer), []).append(
+                c
+            )
+    out: list[tuple[tuple, Rejected]] = []
+    for pool in groups.values():
+        fit = [c for c in pool if c.fits]
+        c = min(fit, key=key) if fit else min(pool, key=lambda c: c.memory.total)
+        if chosen is not None and c == chosen:
+            continue
+        if not c.fits:
+            r = f"needs {c.peak_gib:.1f} GiB > {c.gpu.memory_gib:g} GiB" + (
+                f" - {FIT_MARGIN:.0%} margin" if c.peak_gib <= c.gpu.memory_gib else ""
+            )
+            rank = (2, c.peak_gib / c.gpu.memory_gib)
+        elif budget is not None and c.cost.usd > budget:
+            r = f"over budget by {_usd(c.cost.usd - budget)}"
+            rank = (1, c.cost.usd)
+        elif chosen is not None and c.method != chosen.method:
+            r = f"{c.method} not picked by the decision flow ({_usd(c.cost.usd)}, {c.cost.hours:.2f} h)"
+            rank = (0, c.cost.usd)
+        elif chosen is not None:
+            if job.optimize == "time":
+                r = f"{c.cost.hours - chosen.cost.hours:+.2f} h slower"
+            else:
+                r = (
+                    f"{_usd(c.cost.usd - chosen.cost.usd)} more"
+                    if c.cost.usd > chosen.cost.usd
+                    else (f"same cost, {c.cost.hours - chosen.cost.hours:+.2f} h")
+                )
+            rank = (0, c.cost.usd)
+        else:
+            r, rank = "", (0, c.cost.usd)
+        out.append((rank, Rejected(c, r)))
+    out.sort(key=lambda t: t[0])
+    seen, uniq = set(), []
+    for _, rj in out:
+        if rj.candidate.label() not in seen:
+            seen.add(rj.candidate.label())
+            uniq.append(rj)
+    return uniq

@@ -1,0 +1,76 @@
+"""The plan as a person reads it: a rich panel for the choice, a table for the alternatives."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from launcher.plan import Plan
+from launcher.planner import PlanResult
+
+
+def _usd(x: float) -> str:
+    return f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
+
+
+def _hours(h: float) -> str:
+    return f"{h * 60:.1f} min" if h < 1 else f"{h:.2f} h"
+
+
+def render(result: PlanResult, plan: Plan | None, budget: float | None, show: int, console: Console) -> None:
+    c = result.chosen
+    title = f"ftlaunch plan: {plan.job_name}" if plan else "ftlaunch plan: no feasible plan"
+    t = Table(title=title, show_header=False, title_justify="left", box=None, pad_edge=False)
+    t.add_column(style="bold cyan", no_wrap=True)
+    t.add_column()
+    if c is not None and plan is not None:
+        s, tr, r, f = c.setup, plan.training, plan.resources, plan.forecast
+        method = ("DPO on " if s.objective == "dpo" else "") + s.method.upper()
+        t.add_row("method", f"{method}  ({plan.reason})")
+        t.add_row("model", f"{plan.model.name}  ({plan.model.n_params / 1e9:.2f} B params)")
+        t.add_row(
+            "data",
+            f"{plan.data.name}: {plan.data.n_samples:,} samples x {tr.epochs:g} epochs, seq_len {tr.seq_len}",
+        )
+        t.add_row("GPUs", f"{r.n_gpus} x {c.gpu.label}  ({r.nodes} node{'s' if r.nodes > 1 else ''})")
+        off = "optimizer+params" if r.offload_params else "optimizer" if r.offload_optimizer else "none"
+        t.add_row(
+            "DeepSpeed",
+            f"ZeRO-{r.zero_stage}, offload {off}" if r.zero_stage else "off (DDP / single device)",
+        )
+        t.add_row(
+            "batch",
+            f"micro {tr.micro_batch} x accum {tr.grad_accum} x {r.n_gpus} GPU = {tr.global_batch}; "
+            f"grad checkpointing {'on' if tr.grad_ckpt else 'off'}",
+        )
+        t.add_row("steps", f"{tr.max_steps:,} optimizer steps, checkpoint every {tr.checkpoint_every}")
+        mem = ", ".join(f"{k} {v:g}" for k, v in f.mem_breakdown_gib.items() if v >= 0.01)
+        t.add_row("memory", f"{f.peak_mem_gib:.1f} GiB of {c.gpu.memory_gib:g} GiB per GPU  [{mem}]")
+        t.add_row("speed", f"{f.tokens_per_s_per_gpu:,.0f} tokens/s per GPU, {f.tokens_total:,.0f} tokens")
+        budget_txt = f" of {_usd(budget)} budget" if budget is not None else ""
+        t.add_row(
+            "cost",
+            f"[bold]{_usd(f.cost_usd)}[/bold]{budget_txt}: {_hours(f.hours)} x {r.n_gpus} GPU x "
+            f"{_usd(r.price_per_gpu_hour)}/GPU-h{' (calibrated)' if f.calibrated else ''}",
+        )
+    else:
+        t.add_row("result", f"[bold red]{result.reason}[/bold red]")
+    console.print(t)
+
+    if show <= 0 or not result.rejected:
+        return
+    alt = Table(title="best alternatives", title_justify="left")
+    for col in ("plan", "peak GiB", "tok/s/GPU", "hours", "cost", "why not"):
+        alt.add_column(col, justify="right" if col in ("peak GiB", "tok/s/GPU", "hours", "cost") else "left")
+    for rj in result.rejected[:show]:
+        a = rj.candidate
+        alt.add_row(
+            a.label(),
+            f"{a.peak_gib:.1f}",
+            f"{a.tokens_per_s_per_gpu:,.0f}" if a.fits else "-",
+            _hours(a.cost.hours) if a.cost else "-",
+            _usd(a.cost.usd) if a.cost else "-",
+            rj.reason,
+        )
+    console.print(alt)
+    console.print(f"[dim]{result.n_evaluated:,} configurations evaluated[/dim]")

@@ -1,0 +1,401 @@
+"""The facts a plan is made from, as plain dataclasses, built from config dicts with one-line errors.
+
+Validation lives here so the arithmetic modules can trust their inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from launcher.errors import ConfigError
+
+METHODS = ("lora", "qlora", "full")
+OBJECTIVES = ("sft", "dpo")
+DATA_FORMATS = ("alpaca", "messages", "preference", "text")
+# Learning rates users expect from Axolotl/LLaMA-Factory examples: adapters tolerate ~10x full FT's.
+DEFAULT_LR = {("lora", "sft"): 2e-4, ("qlora", "sft"): 2e-4, ("full", "sft"): 2e-5}
+DEFAULT_LR.update({("lora", "dpo"): 5e-5, ("qlora", "dpo"): 5e-5, ("full", "dpo"): 5e-7})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    path: str
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab_size: int
+    max_position_embeddings: int
+    tie_word_embeddings: bool = False
+    attention_bias: bool = False
+    head_dim: int | None = None
+    norms_per_layer: int = 2
+    mlp: str = "gated"  # gated (SwiGLU/GeGLU: gate, up, down) | standard (fc1, fc2)
+
+    @property
+    def hd(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_attention_heads
+
+    @property
+    def q_dim(self) -> int:
+        return self.num_attention_heads * self.hd
+
+    @property
+    def kv_dim(self) -> int:
+        return self.num_key_value_heads * self.hd
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    name: str
+    label: str
+    memory_gib: float
+    bf16_tflops: float
+    mem_bandwidth_gb_s: float
+    price_per_gpu_hour: float | None
+    intra_node_gb_s: float
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    name: str
+    executor: str
+    gpus: tuple[str, ...]
+    gpus_per_node: int
+    max_nodes: int
+    inter_node_gb_s: float
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    cpus_per_gpu: int = 8
+    mem_per_gpu_gib: float = 64
+    prices: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    name: str
+    path: str
+    format: str
+    split: str
+    n_samples: int
+    tokens_per_sample: float
+    max_tokens: int
+    packing: bool
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str  # auto | lora | qlora | full | dpo
+    adapter: str  # for dpo: auto | lora | qlora | full
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    lora_targets: str
+    learning_rate: float | None
+    dpo_beta: float
+    dpo_reference: str
+
+
+@dataclass(frozen=True)
+class Pins:
+    """Dimensions the user fixed; None means the planner chooses."""
+
+    gpu: str | None = None
+    n_gpus: int | None = None
+    zero: int | None = None
+    offload: str | None = None  # none | optimizer | all
+    micro_batch: int | None = None
+    grad_ckpt: bool | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything the planner needs, resolved and validated."""
+
+    model: ModelSpec
+    data: DataSpec
+    method: MethodSpec
+    cluster: ClusterSpec
+    gpus: tuple[GpuSpec, ...]  # candidate GPU types (cluster's, or the pinned one), priced
+    pins: Pins
+    seq_len: int
+    epochs: float
+    global_batch: int
+    budget: float | None
+    domain_shift: str
+    optimize: str
+    checkpoint_every: int | None
+    seed: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders: dict (from Hydra) -> dataclass, each failure one line that says how to fix it.
+
+
+def _need(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    v = d.get(key)
+    if v is None:
+        raise ConfigError(
+            f"{where}.{key} is missing: set it in conf/{where}/<name>.yaml or with {where}.{key}=..."
+        )
+    if kind in (int, float) and (isinstance(v, bool) or not isinstance(v, (int, float))):
+        raise ConfigError(f"{where}.{key}={v!r} is not a number: give a number, e.g. {where}.{key}=4096")
+    if kind is int and v != int(v):
+        raise ConfigError(f"{where}.{key}={v!r} must be a whole number")
+    if kind in (int, float) and v <= 0:
+        raise ConfigError(f"{where}.{key}={v!r} must be positive")
+    return kind(v)
+
+
+def model_spec(d: dict[str, Any]) -> ModelSpec:
+    w = "model"
+    spec = ModelSpec(
+        name=str(d.get("name", "?")),
+        path=str(_need(d, "path", str, w)),
+        hidden_size=_need(d, "hidden_size", int, w),
+        intermediate_size=_need(d, "intermediate_size", int, w),
+        num_hidden_layers=_need(d, "num_hidden_layers", int, w),
+        num_attention_heads=_need(d, "num_attention_heads", int, w),
+        num_key_value_heads=_need(d, "num_key_value_heads", int, w),
+        vocab_size=_need(d, "vocab_size", int, w),
+        max_position_embeddings=_need(d, "max_position_embeddings", int, w),
+        tie_word_embeddings=bool(d.get("tie_word_embeddings", False)),
+        attention_bias=bool(d.get("attention_bias", False)),
+        head_dim=int(d["head_dim"]) if d.get("head_dim") else None,
+        norms_per_layer=int(d.get("norms_per_layer", 2)),
+        mlp=str(d.get("mlp", "gated")),
+    )
+    if spec.num_attention_heads % spec.num_key_value_heads:
+        raise ConfigError(
+            f"model.num_key_value_heads={spec.num_key_value_heads} must divide "
+            f"num_attention_heads={spec.num_attention_heads}"
+        )
+    if spec.mlp not in ("gated", "standard"):
+        raise ConfigError(f"model.mlp={spec.mlp!r} is not gated or standard")
+    return spec
+
+
+def gpu_spec(d: dict[str, Any], price_override: float | None = None) -> GpuSpec:
+    w = "gpu"
+    price = price_override if price_override is not None else d.get("price_per_gpu_hour")
+    if price is not None and (not isinstance(price, (int, float)) or price < 0):
+        raise ConfigError(f"gpu {d.get('name')}: price_per_gpu_hour={price!r} must be a non-negative number")
+    return GpuSpec(
+        name=str(_need(d, "name", str, w)),
+        label=str(d.get("label", d["name"])),
+        memory_gib=_need(d, "memory_gib", float, w),
+        bf16_tflops=_need(d, "bf16_tflops", float, w),
+        mem_bandwidth_gb_s=_need(d, "mem_bandwidth_gb_s", float, w),
+        price_per_gpu_hour=None if price is None else float(price),
+        intra_node_gb_s=_need(d, "intra_node_gb_s", float, w),
+    )
+
+
+@cache
+def gpu_catalog() -> dict[str, dict[str, Any]]:
+    """conf/gpu/*.yaml, read straight from the package (the planner enumerates them, Hydra picks one)."""
+    import yaml  # PyYAML ships with omegaconf; imported here to keep `import launcher.specs` cheap
+
+    out = {}
+    for f in resources.files("conf").joinpath("gpu").iterdir():
+        if f.name.endswith(".yaml") and f.name != "auto.yaml":
+            d = yaml.safe_load(f.read_text())
+            out[d["name"]] = d
+    return out
+
+
+def cluster_spec(d: dict[str, Any]) -> ClusterSpec:
+    w = "cluster"
+    gpus = d.get("gpus") or []
+    if isinstance(gpus, str):
+        gpus = [gpus]
+    if not gpus:
+        raise ConfigError("cluster.gpus is empty: list the GPU types the cluster offers, e.g. [a100-80gb]")
+    executor = str(d.get("executor", "slurm"))
+    if executor not in ("local", "slurm"):
+        raise ConfigError(f"cluster.executor={executor!r} is not local or slurm")
+    prices = dict(d.get("prices") or {})
+    for k, v in prices.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"cluster.prices.{k}={v!r} must be a non-negative number (USD per GPU-hour)")
+    return ClusterSpec(
+        name=str(d.get("name", "?")),
+        executor=executor,
+        gpus=tuple(str(g) for g in gpus),
+        gpus_per_node=_need(d, "gpus_per_node", int, w),
+        max_nodes=_need(d, "max_nodes", int, w),
+        inter_node_gb_s=float(d.get("inter_node_gb_s") or 0),
+        partition=d.get("partition"),
+        account=d.get("account"),
+        qos=d.get("qos"),
+        cpus_per_gpu=int(d.get("cpus_per_gpu") or 8),
+        mem_per_gpu_gib=float(d.get("mem_per_gpu_gib") or 64),
+        prices={str(k): float(v) for k, v in prices.items()},
+    )
+
+
+def data_spec(d: dict[str, Any]) -> DataSpec:
+    w = "data"
+    fmt = str(d.get("format", ""))
+    if fmt not in DATA_FORMATS:
+        raise ConfigError(f"data.format={fmt!r} is not one of {', '.join(DATA_FORMATS)}")
+    return DataSpec(
+        name=str(d.get("name", "?")),
+        path=str(_need(d, "path", str, w)),
+        format=fmt,
+        split=str(d.get("split") or "train"),
+        n_samples=_need(d, "n_samples", int, w),
+        tokens_per_sample=_need(d, "tokens_per_sample", float, w),
+        max_tokens=_need(d, "max_tokens", int, w),
+        packing=bool(d.get("packing", False)),
+    )
+
+
+def method_spec(d: dict[str, Any]) -> MethodSpec:
+    name = str(d.get("name", ""))
+    if name not in ("auto", "dpo", *METHODS):
+        raise ConfigError(
+            f"method={name!r} is not one of auto, lora, qlora, full, dpo: pick one with method=lora"
+        )
+    adapter = str(d.get("adapter") or "auto")
+    if adapter not in ("auto", *METHODS):
+        raise ConfigError(f"method.adapter={adapter!r} is not one of auto, lora, qlora, full")
+    ref = str(d.get("dpo_reference") or "auto")
+    if ref not in ("auto", "adapter", "model", "precomputed"):
+        raise ConfigError(f"method.dpo_reference={ref!r} is not one of auto, adapter, model, precomputed")
+    dropout = float(d.get("lora_dropout") or 0.0)
+    if not 0 <= dropout < 1:
+        raise ConfigError(f"method.lora_dropout={dropout} must be in [0, 1)")
+    lr = d.get("learning_rate")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
+        raise ConfigError(f"method.learning_rate={lr!r} must be a positive number")
+    w = "method"
+    return MethodSpec(
+        name=name,
+        adapter=adapter,
+        lora_r=_need(d, "lora_r", int, w),
+        lora_alpha=_need(d, "lora_alpha", int, w),
+        lora_dropout=dropout,
+        lora_targets=str(d.get("lora_targets") or "all-linear"),
+        learning_rate=None if lr is None else float(lr),
+        dpo_beta=_need(d, "dpo_beta", float, w),
+        dpo_reference=ref,
+    )
+
+
+def _opt_int(cfg: dict[str, Any], key: str, lo: int, hi: int | None = None) -> int | None:
+    v = cfg.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ConfigError(f"{key}={v!r} must be a whole number {rng} (or null to let the planner choose)")
+    return v
+
+
+def job_from_config(cfg: dict[str, Any]) -> Job:
+    """The resolved Hydra config (as a plain dict) -> Job. Raises ConfigError with one line."""
+    model = model_spec(cfg["model"])
+    data = data_spec(cfg["data"])
+    method = method_spec(cfg["method"])
+    cluster = cluster_spec(cfg["cluster"])
+
+    budget = cfg.get("budget")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+            raise ConfigError(f"budget={budget!r} is not a number: give dollars, e.g. +budget=500")
+        if not math.isfinite(budget) or budget <= 0:
+            raise ConfigError(f"budget={budget!r} must be a positive number of dollars, e.g. +budget=500")
+        budget = float(budget)
+
+    seq_len = cfg.get("seq_len")
+    if seq_len is None:
+        seq_len = min(data.max_tokens, model.max_position_embeddings)
+    elif isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
+        raise ConfigError(f"seq_len={seq_len!r} must be a positive whole number of tokens")
+    if seq_len > model.max_position_embeddings:
+        raise ConfigError(
+            f"seq_len={seq_len} exceeds {model.name}'s context of {model.max_position_embeddings} tokens: "
+            f"lower seq_len or pick a longer-context model"
+        )
+
+    epochs = cfg.get("epochs", 1)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or epochs <= 0:
+        raise ConfigError(f"epochs={epochs!r} must be a positive number")
+    global_batch = _opt_int(cfg, "global_batch", 1)
+    if global_batch is None:
+        raise ConfigError("global_batch must be set (samples per optimizer step), e.g. global_batch=32")
+
+    goal = cfg.get("goal") or {}
+    shift = str(goal.get("domain_shift", "small"))
+    if shift not in ("small", "large"):
+        raise ConfigError(f"goal.domain_shift={shift!r} is not small or large")
+    optimize = str(goal.get("optimize", "cost"))
+    if optimize not in ("cost", "time"):
+        raise ConfigError(f"goal.optimize={optimize!r} is not cost or time")
+
+    offload = cfg.get("offload")
+    if offload is not None and offload not in ("none", "optimizer", "all"):
+        raise ConfigError(f"offload={offload!r} is not none, optimizer or all")
+    grad_ckpt = cfg.get("grad_ckpt")
+    if grad_ckpt is not None and not isinstance(grad_ckpt, bool):
+        raise ConfigError(f"grad_ckpt={grad_ckpt!r} must be true or false")
+
+    gpu_cfg = cfg.get("gpu") or {"name": "auto"}
+    catalog = gpu_catalog()
+    pinned_gpu = None if gpu_cfg.get("name") == "auto" else str(gpu_cfg["name"])
+    if pinned_gpu is not None:
+        gpus = (gpu_spec(dict(gpu_cfg), cluster.prices.get(pinned_gpu)),)
+    else:
+        unknown = [g for g in cluster.gpus if g not in catalog]
+        if unknown:
+            raise ConfigError(
+                f"cluster.gpus names unknown GPU type {unknown[0]!r}: known types are {', '.join(sorted(catalog))}"
+            )
+        gpus = tuple(gpu_spec(catalog[g], cluster.prices.get(g)) for g in cluster.gpus)
+    priced = tuple(g for g in gpus if g.price_per_gpu_hour is not None)
+    if not priced:
+        raise ConfigError(
+            f"no price for GPU type(s) {', '.join(g.name for g in gpus)}: set cluster.prices.<gpu>=<USD per GPU-hour>"
+        )
+
+    pins = Pins(
+        gpu=pinned_gpu,
+        n_gpus=_opt_int(cfg, "n_gpus", 1),
+        zero=_opt_int(cfg, "zero", 0, 3),
+        offload=offload,
+        micro_batch=_opt_int(cfg, "micro_batch", 1),
+        grad_ckpt=grad_ckpt,
+    )
+    max_gpus = cluster.gpus_per_node * cluster.max_nodes
+    if pins.n_gpus is not None and pins.n_gpus > max_gpus:
+        raise ConfigError(
+            f"n_gpus={pins.n_gpus} exceeds cluster {cluster.name}'s {max_gpus} GPUs "
+            f"({cluster.max_nodes} nodes x {cluster.gpus_per_node})"
+        )
+    if pins.offload == "all" and pins.zero not in (None, 3):
+        raise ConfigError(f"offload=all (parameters) needs ZeRO-3, not zero={pins.zero}")
+
+    return Job(
+        model=model,
+        data=data,
+        method=method,
+        cluster=cluster,
+        gpus=priced,
+        pins=pins,
+        seq_len=int(seq_len),
+        epochs=float(epochs),
+        global_batch=global_batch,
+        budget=budget,
+        domain_shift=shift,
+        optimize=optimize,
+        checkpoint_every=_opt_int(cfg, "checkpoint_every", 1),
+        seed=int(cfg.get("seed") or 0),
+    )

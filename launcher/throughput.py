@@ -1,0 +1,164 @@
+"""Training speed: FLOPs per token, then a per-micro-step time model (compute, weight traffic, QLoRA
+dequantization, ZeRO communication, offload), giving tokens/s per GPU.
+
+A "token" is one token of one training sequence; for DPO, chosen and rejected tokens both count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from launcher.memory import NF4_BYTES, Setup
+from launcher.params import ParamCounts
+from launcher.specs import ClusterSpec, GpuSpec, ModelSpec
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Fractions of datasheet peaks a real stack reaches. Fitted, not assumed: see the sources below."""
+
+    mfu: float  # matmul-bound work: achieved / dense bf16 peak
+    bandwidth: float  # bandwidth-bound kernels: achieved / peak memory bandwidth
+    comm_overlap: float  # share of ZeRO/DDP communication hidden behind compute
+
+
+# GPUs: mfu fitted to the throughput rows of benchmarks/data/published_cases.csv by
+# benchmarks/forecast_accuracy.py --fit (result in benchmarks/results/forecast_accuracy.json).
+# bandwidth 0.7: typical achieved/peak HBM bandwidth of streaming kernels (assumption, not measured here).
+# comm_overlap 0.5: DeepSpeed overlap_comm hides part of the collectives (assumption, not measured here).
+GPU_EFFICIENCY = Efficiency(mfu=0.40, bandwidth=0.7, comm_overlap=0.5)
+# The CPU "device": conf/gpu/cpu.yaml's peak is already a measured matmul rate (benchmarks/cpu_peak.py),
+# so mfu is the share of it a tiny-model training step reaches, fitted to quickstart runs
+# (benchmarks/results/cpu_quickstart.json).
+CPU_EFFICIENCY = Efficiency(mfu=0.05, bandwidth=0.5, comm_overlap=0.0)
+
+# QLoRA: bitsandbytes dequantizes each NF4 weight to bf16 before the matmul (bnb.functional.dequantize_4bit):
+# read 4-bit + constants, write bf16, read bf16 again -> ~0.52 + 2 + 2 bytes moved per weight per pass.
+DEQUANT_BYTES = NF4_BYTES + 4.0
+# ZeRO-Offload's CPU Adam (Ren et al. 2021, arXiv:2101.06840): parameters updated per second per node.
+# Order of magnitude from the paper's CPU-Adam timings (assumption until measured on a real node).
+CPU_ADAM_PARAMS_PER_S = 1.0e9
+PCIE_GB_S = 20.0  # effective host<->device copy bandwidth, PCIe Gen4 x16 (assumption)
+
+
+def efficiency_for(gpu: GpuSpec) -> Efficiency:
+    return CPU_EFFICIENCY if gpu.name == "cpu" else GPU_EFFICIENCY
+
+
+def forward_flops_per_token(m: ModelSpec, p: ParamCounts, seq_len: int) -> tuple[float, float]:
+    """(matmul, attention) forward FLOPs per token.
+
+    Matmul: 2 FLOPs per parameter per token (Kaplan et al. 2020, arXiv:2001.08361 §2.1).
+    Attention scores and values: 2 * 2 * s * q_dim per layer per token; causal flash/SDPA kernels skip
+    the masked half (Dao 2023, arXiv:2307.08691), so 2 * s * q_dim.
+    """
+    return 2.0 * p.matmul, 2.0 * m.num_hidden_layers * seq_len * m.q_dim
+
+
+def train_flops_per_token(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
+    """FLOPs per trained token, including recompute and DPO's reference pass.
+
+    Full FT: backward = 2x forward (6N rule, Kaplan et al. 2020). LoRA/QLoRA: frozen weights need input
+    gradients only, so matmul backward = 1x forward; attention has no weights and still costs 2x.
+    Gradient checkpointing re-runs the decoder forward (Korthikanti et al. 2022, arXiv:2205.05198 §5).
+    DPO adds one forward of the reference model on the same tokens (Rafailov et al. 2023; TRL DPOTrainer);
+    precomputed reference log-probs cost that forward once, before training, which is the same FLOPs.
+    """
+    mm, attn = forward_flops_per_token(m, p, s.seq_len)
+    if s.method == "full":
+        flops = 3 * (mm + attn)
+    else:
+        flops = 2 * mm + 3 * attn + 6.0 * p.lora
+    if s.grad_ckpt:
+        flops += 2.0 * p.linear + attn
+    if s.objective == "dpo":
+        flops += mm + attn
+    return flops
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Seconds per micro-step on one GPU, by cause."""
+
+    compute: float
+    dequant: float
+    comm: float  # exposed (not overlapped) communication
+    offload: float
+    optimizer: float  # optimizer update, amortized over gradient accumulation
+
+    @property
+    def total(self) -> float:
+        return self.compute + self.dequant + self.comm + self.offload + self.optimizer
+
+
+def _link_gb_s(gpu: GpuSpec, cluster: ClusterSpec, nodes: int) -> float:
+    # A ring all-reduce runs at its slowest hop: NVLink/PCIe inside a node, the fabric across nodes.
+    if nodes <= 1:
+        return gpu.intra_node_gb_s
+    return min(gpu.intra_node_gb_s, cluster.inter_node_gb_s or gpu.intra_node_gb_s)
+
+
+def step_time(
+    m: ModelSpec,
+    p: ParamCounts,
+    s: Setup,
+    gpu: GpuSpec,
+    cluster: ClusterSpec,
+    grad_accum: int,
+    eff: Efficiency | None = None,
+) -> StepTime:
+    eff = eff or efficiency_for(gpu)
+    tokens = s.sequences * s.seq_len
+    peak = gpu.bf16_tflops * 1e12
+    bw = gpu.mem_bandwidth_gb_s * 1e9 * eff.bandwidth
+
+    # Roofline per micro-step: matmuls are compute-bound unless the batch is too small to amortize reading
+    # the weights once per pass (Williams et al. 2009, "Roofline").
+    passes = 2 + int(s.grad_ckpt) + int(s.objective == "dpo")
+    weight_bytes = 2.0 * p.total
+    compute = max(train_flops_per_token(m, p, s) * tokens / (peak * eff.mfu), passes * weight_bytes / bw)
+    dequant = passes * DEQUANT_BYTES * p.linear / bw if s.method == "qlora" else 0.0
+
+    # Communication per micro-step, bytes through each GPU's link (ZeRO paper §7: DP moves 2x the
+    # gradients per step; ZeRO-3 adds an all-gather of parameters in forward and in backward).
+    n = s.n_gpus
+    comm_bytes = 0.0
+    if n > 1:
+        trainable = p.total if s.method == "full" else p.lora
+        grad_bytes = (4.0 if s.method == "full" and s.zero == 0 else 2.0) * trainable
+        if s.method == "qlora":
+            param_bytes = NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
+        else:
+            param_bytes = 2.0 * p.total
+        ring = (n - 1) / n
+        if s.zero in (0, 1):  # DDP / ZeRO-1: all-reduce once per optimizer step (no_sync while accumulating)
+            comm_bytes = 2 * ring * grad_bytes / grad_accum
+        elif s.zero == 2:  # reduce-scatter every micro-step, all-gather updated params once per step
+            comm_bytes = ring * grad_bytes + ring * 2.0 * trainable / grad_accum
+        else:  # ZeRO-3: gather params for every pass, reduce-scatter grads every micro-step
+            comm_bytes = passes * ring * param_bytes + ring * grad_bytes
+    nodes = -(-n // cluster.gpus_per_node)
+    comm_raw = comm_bytes / (_link_gb_s(gpu, cluster, nodes) * 1e9) if comm_bytes else 0.0
+    comm = max(0.0, comm_raw - eff.comm_overlap * compute)
+
+    # Offload: CPU Adam on this rank's shard + grads down / params up over PCIe, once per optimizer step;
+    # parameter offload streams each pass's shard up from host memory every micro-step.
+    offload = 0.0
+    trainable = p.total if s.method == "full" else p.lora
+    if s.offload_optimizer:
+        per_rank = trainable / n
+        cpu_rate = CPU_ADAM_PARAMS_PER_S / min(n, cluster.gpus_per_node)
+        offload += (per_rank / cpu_rate + 4.0 * per_rank / (PCIE_GB_S * 1e9)) / grad_accum
+    if s.offload_params:
+        offload += passes * 2.0 * p.total / n / (PCIE_GB_S * 1e9)
+
+    # On-GPU optimizer step streams master weights, m, v, grads and params: ~2x16 bytes/param (read+write).
+    optimizer = 0.0
+    if not s.offload_optimizer:
+        optimizer = 32.0 * trainable / (n if s.zero >= 1 else 1) / bw / grad_accum
+
+    return StepTime(compute=compute, dequant=dequant, comm=comm, offload=offload, optimizer=optimizer)
+
+
+def tokens_per_s_per_gpu(st: StepTime, s: Setup) -> float:
+    return s.sequences * s.seq_len / st.total

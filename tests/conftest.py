@@ -1,0 +1,61 @@
+"""Shared helpers: build a Job from the shipped configs without going through Hydra."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from launcher.specs import Job, job_from_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load(group: str, name: str) -> dict:
+    return yaml.safe_load(resources.files("conf").joinpath(group, f"{name}.yaml").read_text())
+
+
+def make_job(
+    model="llama-3-8b", data="alpaca", method="auto", cluster="cloud", gpu="auto", budget=None, **top
+) -> Job:
+    cfg = {
+        "model": load("model", model) if isinstance(model, str) else model,
+        "data": load("data", data) if isinstance(data, str) else data,
+        "method": load("method", method) if isinstance(method, str) else method,
+        "cluster": load("cluster", cluster) if isinstance(cluster, str) else cluster,
+        "gpu": load("gpu", gpu),
+        "budget": budget,
+        "epochs": 1,
+        "global_batch": 32,
+        "goal": {"domain_shift": "small", "optimize": "cost"},
+    }
+    goal = top.pop("goal", None)
+    if goal:
+        cfg["goal"].update(goal)
+    cfg.update(top)
+    return job_from_config(cfg)
+
+
+def run_launch(
+    *args: str, cwd: Path, env: dict | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    exe = Path(sys.executable).parent / "launch"
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,49 @@
+"""Exact parameter counts against the totals published for each checkpoint (model cards / safetensors)."""
+
+import pytest
+
+from launcher.params import count_params
+from launcher.specs import model_spec
+from tests.conftest import load
+
+PUBLISHED = {
+    "llama-2-7b": 6_738_415_616,
+    "llama-2-13b": 13_015_864_320,
+    "llama-2-70b": 68_976_648_192,
+    "llama-3-8b": 8_030_261_248,
+    "llama-3.1-8b": 8_030_261_248,
+    "llama-3-70b": 70_553_706_496,
+    "llama-3.1-70b": 70_553_706_496,
+    "mistral-7b": 7_241_732_096,
+    "qwen2.5-0.5b": 494_032_768,
+    "qwen2.5-7b": 7_615_616_512,
+    "qwen2.5-72b": 72_706_203_648,
+    "gemma-2-9b": 9_241_705_984,
+    "phi-3-mini": 3_821_079_552,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_total_matches_published(name):
+    assert count_params(model_spec(load("model", name))).total == PUBLISHED[name]
+
+
+def test_tiny_by_hand():
+    # h=128, I=384, L=2, 4 heads of 32, 2 kv heads, V=512, untied
+    h, i, kv, v = 128, 384, 64, 512
+    layer = h * h + 2 * h * kv + h * h + 3 * h * i + 2 * h
+    p = count_params(model_spec(load("model", "tiny")), lora_r=8)
+    assert p.total == 2 * v * h + 2 * layer + h
+    # LoRA r=8 on all 7 projections: r*(in+out) each
+    lora_layer = 8 * ((h + h) + 2 * (h + kv) + (h + h) + 2 * (h + i) + (i + h))
+    assert p.lora == 2 * lora_layer
+
+
+def test_lora_target_subset_and_unknown():
+    m = model_spec(load("model", "llama-2-7b"))
+    qv = count_params(m, 16, "q_proj,v_proj").lora
+    assert qv == 32 * 16 * (2 * 4096 + 2 * 4096)
+    from launcher.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="c_attn"):
+        count_params(m, 16, "c_attn")

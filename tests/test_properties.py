@@ -1,0 +1,46 @@
+"""Property tests: whatever the job, a returned plan fits memory (with margin) and the budget."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from launcher.errors import ConfigError
+from launcher.memory import GiB
+from launcher.planner import FIT_MARGIN, choose
+from tests.conftest import load, make_job
+
+MODELS = ["tiny", "qwen2.5-0.5b", "phi-3-mini", "llama-2-7b", "mistral-7b", "gemma-2-9b", "llama-2-13b",
+          "llama-3-70b", "qwen2.5-72b"]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.sampled_from(MODELS),
+    data=st.sampled_from(["alpaca", "ultrachat", "ultrafeedback", "sample"]),
+    method=st.sampled_from(["auto", "lora", "qlora", "full", "dpo"]),
+    cluster=st.sampled_from(["cloud", "slurm-a100"]),
+    budget=st.one_of(st.none(), st.floats(min_value=0.01, max_value=20_000)),
+    shift=st.sampled_from(["small", "large"]),
+    optimize=st.sampled_from(["cost", "time"]),
+    seq=st.sampled_from([None, 256, 1024, 4096]),
+)
+def test_plan_fits_memory_and_budget(model, data, method, cluster, budget, shift, optimize, seq):
+    kw = dict(model=model, data=data, method=method, cluster=cluster, budget=budget, seq_len=seq,
+              goal={"domain_shift": shift, "optimize": optimize})  # fmt: skip
+    if seq and seq > load("model", model)["max_position_embeddings"]:
+        with pytest.raises(ConfigError, match="context"):
+            make_job(**kw)
+        return
+    job = make_job(**kw)
+    r = choose(job)
+    if r.chosen is not None:
+        c = r.chosen
+        assert c.memory.total <= (1 - FIT_MARGIN) * c.gpu.memory_gib * GiB
+        assert budget is None or c.cost.usd <= budget
+        assert c.gpu.name in job.cluster.gpus
+        assert c.setup.micro_batch * c.grad_accum * c.setup.n_gpus >= job.global_batch
+        assert c.cost.usd > 0 and c.tokens_per_s_per_gpu > 0
+    else:
+        assert r.reason
+        if r.cheapest_feasible is not None:
+            assert budget is not None and r.cheapest_feasible.cost.usd > budget
