@@ -133,6 +133,11 @@ def main() -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
 
+    if not any(a.startswith("-") for a in argv):
+        # One plan: compose the config with Hydra's Compose API (one composition, no run machinery), which
+        # keeps the login node fast; sweeps (-m) and Hydra's own flags go through hydra.main below.
+        sys.exit(_single(argv))
+
     import hydra
 
     app = hydra.main(config_path="pkg://conf", config_name="config", version_base="1.3")(plan_and_run)
@@ -151,6 +156,22 @@ def main() -> None:
     finally:
         sys.stderr = real_stderr
     sys.exit(_exit_code)
+
+
+def _single(argv: list[str]) -> int:
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_module(config_module="conf", version_base="1.3"):
+            cfg = compose(config_name="config", overrides=argv)
+    except (HydraException, OmegaConfBaseException) as e:
+        msg = " ".join(ln.strip() for ln in str(e).splitlines()[:2] if ln.strip())
+        print(f"error: {msg or type(e).__name__}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    plan_and_run(cfg)
+    return _exit_code
 
 
 class _HeldStderr:

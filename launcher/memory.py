@@ -10,6 +10,7 @@ What is modelled is what the recipes do (recipes/train.py precision policy):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from launcher.params import ParamCounts, lora_targets
 from launcher.specs import ModelSpec
@@ -31,6 +32,12 @@ CUDA_CONTEXT_BYTES = 1.0 * GiB
 # PyTorch caching allocator: reserved exceeds allocated by fragmentation; 5% is a typical steady state
 # (assumption; compare max_memory_reserved/max_memory_allocated in benchmarks/results/ when a GPU run exists).
 ALLOCATOR_OVERHEAD = 0.05
+# ZeRO-3/FSDP gather and free whole layers every pass, which fragments the caching allocator much more:
+# the nvidia-smi figures of the ZeRO-3 rows in benchmarks/data/published_cases.csv (rows 11, 23, 41) sit
+# 15-35% above their allocated estimate (benchmarks/results/forecast_accuracy.json).
+ALLOCATOR_OVERHEAD_ZERO3 = 0.15
+# NCCL communicator buffers once more than one GPU talks (NCCL_BUFFSIZE 4 MiB x channels x peers; assumption).
+NCCL_BYTES = 0.5 * GiB
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Setup:
     lora_targets: str = "all-linear"
     lora_dropout: float = 0.05
     dpo_reference: str = "adapter"  # adapter | model | precomputed
+    quant_bits: float = NF4_BYTES * 8  # QLoRA base bits/param (4.5 without double quantization)
     device_context: bool = True  # False for the CPU "device" (no CUDA context)
 
     @property
@@ -60,6 +68,9 @@ class Setup:
 
 @dataclass(frozen=True)
 class MemoryBreakdown:
+    """Bytes per GPU. `allocated` is what torch.cuda.max_memory_allocated would show; `total` adds the
+    allocator's slack and the CUDA context (what nvidia-smi shows), which is what must fit."""
+
     weights: float
     gradients: float
     optimizer: float
@@ -67,11 +78,23 @@ class MemoryBreakdown:
     logits: float
     reference: float  # DPO reference model copy
     buffers: float  # ZeRO buckets / gathered layers, transient workspaces
-    overhead: float  # allocator fragmentation + CUDA context
+    overhead: float  # allocator fragmentation + CUDA context + NCCL
+    context: float = 0.0  # the part of overhead that is CUDA context + NCCL (not in max_memory_reserved)
 
     @property
     def total(self) -> float:
-        return sum(self.as_dict().values())
+        return (
+            self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.reference
+            + self.buffers + self.overhead
+        )  # fmt: skip
+
+    @property
+    def allocated(self) -> float:
+        return self.total - self.overhead
+
+    @property
+    def reserved(self) -> float:
+        return self.total - self.context
 
     def as_dict(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -81,6 +104,11 @@ class MemoryBreakdown:
 
 
 def activation_bytes_per_token_layer(m: ModelSpec, s: Setup) -> float:
+    return _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)
+
+
+@cache  # the planner asks thousands of times for a handful of distinct answers
+def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: str) -> float:
     """Bytes one decoder layer saves for backward per token, bf16, SDPA/flash attention (no s^2 term).
 
     Derived by listing what autograd saves, following Korthikanti et al. 2022 (arXiv:2205.05198 §4.1,
@@ -94,11 +122,11 @@ def activation_bytes_per_token_layer(m: ModelSpec, s: Setup) -> float:
     attn = 2 * h + 4 * q + 4 * kv
     mlp = 2 * h + (8 * i if m.mlp == "gated" else 4 * i)
     norms = 4 * h * m.norms_per_layer
-    if s.method == "full":
+    if method == "full":
         norms += 2 * h * m.norms_per_layer  # trainable norm weights keep their normed input too
     lora = 0.0
-    if s.method in ("lora", "qlora") and s.lora_dropout > 0:
-        lora = 3 * sum(fin for fin, _ in lora_targets(m, s.lora_targets).values())
+    if method in ("lora", "qlora") and lora_dropout > 0:
+        lora = 3 * sum(fin for fin, _ in lora_targets(m, targets).values())
     return attn + mlp + norms + lora
 
 
@@ -120,7 +148,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         adapters = 0.0
     else:
         if s.method == "qlora":
-            base = NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
+            base = s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
         else:
             base = 2.0 * p.total
         base = base / (n if z >= 3 else 1)
@@ -138,13 +166,13 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     if z >= 3:
         # Gathered parameters: the current layer and the prefetched next one (stage3_prefetch_bucket_size,
         # DeepSpeed docs), or the (un-sharded) embedding / lm_head when it is in use, whichever is larger.
-        per_layer = p.per_layer * (NF4_BYTES if s.method == "qlora" else 2.0)
+        per_layer = p.per_layer * (s.quant_bits / 8 if s.method == "qlora" else 2.0)
         buffers += max(2 * per_layer, 2.0 * max(p.embed, p.lm_head))
     elif z in (1, 2):
         # reduce_bucket_size "auto" = hidden^2 elements in HF's DeepSpeed integration; overlap_comm keeps two.
         buffers += 2 * 2.0 * m.hidden_size**2
     # Backward workspace: a few live gradient temporaries of the widest activation (assumption: 4).
-    buffers += 4 * 2.0 * tokens * max(m.intermediate_size, m.hidden_size)
+    workspace = 4 * 2.0 * tokens * max(m.intermediate_size, m.hidden_size)
 
     # --- activations -------------------------------------------------------------------------------------
     per_layer_act = activation_bytes_per_token_layer(m, s) * tokens
@@ -162,10 +190,25 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     if s.objective == "dpo" and s.dpo_reference == "model":
         reference = 2.0 * p.total / (n if z >= 3 else 1)  # frozen bf16 copy, sharded like params under ZeRO-3
         if s.method == "qlora":
-            reference = (NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)) / (n if z >= 3 else 1)
+            reference = (s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)) / (
+                n if z >= 3 else 1
+            )
+
+    # The optimizer step needs fp32 gradients beside the states: DeepSpeed's fp32 gradient partition
+    # (stage_1_and_2.py single_grad_partition), or torch AdamW's foreach temporaries (one fp32 copy).
+    # It comes after backward has freed activations and logits, so the peak is the larger phase.
+    step_transient = 0.0
+    if s.method == "full" and not s.offload_optimizer:
+        step_transient = 4.0 * p.total / (n if z >= 1 else 1)
+    phase = activations + logits + workspace
+    if step_transient > phase:
+        buffers += step_transient - phase  # reported under buffers: the step phase sets the peak
+    buffers += workspace
 
     allocated = weights + grads + opt + activations + logits + reference + buffers
-    overhead = ALLOCATOR_OVERHEAD * allocated + (CUDA_CONTEXT_BYTES if s.device_context else 0.0)
+    frag = ALLOCATOR_OVERHEAD_ZERO3 if z >= 3 else ALLOCATOR_OVERHEAD
+    context = (CUDA_CONTEXT_BYTES + (NCCL_BYTES if n > 1 else 0.0)) if s.device_context else 0.0
+    overhead = frag * allocated + context
     return MemoryBreakdown(
         weights=weights,
         gradients=grads,
@@ -175,4 +218,5 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         reference=reference,
         buffers=buffers,
         overhead=overhead,
+        context=context,
     )

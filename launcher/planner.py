@@ -119,8 +119,8 @@ def _memory_layouts(job: Job, method: str, n: int, cpu: bool) -> list[tuple[int,
                 continue  # sharding over one GPU changes nothing
             if cpu and (z > 0 or off_opt):
                 continue  # the CPU quickstart runs without DeepSpeed
-            if method != "full" and z in (1, 2):
-                continue  # adapters' optimizer state is tiny: stage 1/2 == stage 0 for LoRA
+            if method != "full" and (z in (1, 2) or (off_opt and not off_par)):
+                continue  # adapters' optimizer state is tiny: sharding or offloading it changes nothing
             out.append((z, off_opt, off_par))
     p = job.pins
     want = {None: None, "none": (False, False), "optimizer": (True, False), "all": (True, True)}[p.offload]

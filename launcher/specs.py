@@ -60,6 +60,7 @@ class GpuSpec:
     mem_bandwidth_gb_s: float
     price_per_gpu_hour: float | None
     intra_node_gb_s: float
+    mfu: float | None = None  # fitted share of peak this GPU reaches in training (None: the default)
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ def gpu_spec(d: dict[str, Any], price_override: float | None = None) -> GpuSpec:
         mem_bandwidth_gb_s=_need(d, "mem_bandwidth_gb_s", float, w),
         price_per_gpu_hour=None if price is None else float(price),
         intra_node_gb_s=_need(d, "intra_node_gb_s", float, w),
+        mfu=float(d["mfu"]) if d.get("mfu") else None,
     )
 
 

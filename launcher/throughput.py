@@ -6,7 +6,8 @@ A "token" is one token of one training sequence; for DPO, chosen and rejected to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 
 from launcher.memory import NF4_BYTES, Setup
 from launcher.params import ParamCounts
@@ -22,11 +23,13 @@ class Efficiency:
     comm_overlap: float  # share of ZeRO/DDP communication hidden behind compute
 
 
-# GPUs: mfu fitted to the throughput rows of benchmarks/data/published_cases.csv by
-# benchmarks/forecast_accuracy.py --fit (result in benchmarks/results/forecast_accuracy.json).
+# GPUs: A100 and H100/H200 carry their own mfu (conf/gpu/*.yaml), fitted to the throughput rows of
+# benchmarks/data/published_cases.csv by benchmarks/forecast_accuracy.py --fit
+# (benchmarks/results/forecast_accuracy.json): 0.54 and 0.48. GPUs without published runs get 0.45,
+# a little under both (assumption until calibrated from actuals).
 # bandwidth 0.7: typical achieved/peak HBM bandwidth of streaming kernels (assumption, not measured here).
 # comm_overlap 0.5: DeepSpeed overlap_comm hides part of the collectives (assumption, not measured here).
-GPU_EFFICIENCY = Efficiency(mfu=0.40, bandwidth=0.7, comm_overlap=0.5)
+GPU_EFFICIENCY = Efficiency(mfu=0.45, bandwidth=0.7, comm_overlap=0.5)
 # The CPU "device": conf/gpu/cpu.yaml's peak is already a measured matmul rate (benchmarks/cpu_peak.py),
 # so mfu is the share of it a tiny-model training step reaches, fitted to quickstart runs
 # (benchmarks/results/cpu_quickstart.json).
@@ -41,8 +44,16 @@ CPU_ADAM_PARAMS_PER_S = 1.0e9
 PCIE_GB_S = 20.0  # effective host<->device copy bandwidth, PCIe Gen4 x16 (assumption)
 
 
+# Fixed cost per decoder layer per pass: kernel launches and Python dispatch of an eager HF layer (~100
+# kernels). Dominates when a micro-step holds few tokens; fitted with the mfu values (Qwen-7B seq 256 row 30).
+LAYER_PASS_OVERHEAD_S = 1.0e-3
+
+
+@cache
 def efficiency_for(gpu: GpuSpec) -> Efficiency:
-    return CPU_EFFICIENCY if gpu.name == "cpu" else GPU_EFFICIENCY
+    if gpu.name == "cpu":
+        return CPU_EFFICIENCY
+    return replace(GPU_EFFICIENCY, mfu=gpu.mfu) if gpu.mfu else GPU_EFFICIENCY
 
 
 def forward_flops_per_token(m: ModelSpec, p: ParamCounts, seq_len: int) -> tuple[float, float]:
@@ -117,6 +128,8 @@ def step_time(
     passes = 2 + int(s.grad_ckpt) + int(s.objective == "dpo")
     weight_bytes = 2.0 * p.total
     compute = max(train_flops_per_token(m, p, s) * tokens / (peak * eff.mfu), passes * weight_bytes / bw)
+    if gpu.name != "cpu":
+        compute += passes * m.num_hidden_layers * LAYER_PASS_OVERHEAD_S
     dequant = passes * DEQUANT_BYTES * p.linear / bw if s.method == "qlora" else 0.0
 
     # Communication per micro-step, bytes through each GPU's link (ZeRO paper §7: DP moves 2x the

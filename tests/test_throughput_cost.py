@@ -6,7 +6,13 @@ from launcher import cost
 from launcher.memory import Setup
 from launcher.params import count_params
 from launcher.specs import cluster_spec, gpu_spec, model_spec
-from launcher.throughput import Efficiency, step_time, tokens_per_s_per_gpu, train_flops_per_token
+from launcher.throughput import (
+    LAYER_PASS_OVERHEAD_S,
+    Efficiency,
+    step_time,
+    tokens_per_s_per_gpu,
+    train_flops_per_token,
+)
 from tests.conftest import load
 
 M = model_spec(load("model", "llama-2-7b"))
@@ -43,7 +49,8 @@ def test_compute_bound_step_time_by_hand():
     s = setup()
     st = step_time(M, P, s, H100, CLOUD, grad_accum=8, eff=EFF)
     tokens = 4 * 2048
-    assert st.compute == pytest.approx(train_flops_per_token(M, P, s) * tokens / (989e12 * 0.5))
+    launches = 2 * 32 * LAYER_PASS_OVERHEAD_S  # forward + backward over 32 layers
+    assert st.compute == pytest.approx(train_flops_per_token(M, P, s) * tokens / (989e12 * 0.5) + launches)
     assert st.comm == 0 and st.dequant == 0 and st.offload == 0
     assert tokens_per_s_per_gpu(st, s) == pytest.approx(tokens / st.total)
 
@@ -51,7 +58,8 @@ def test_compute_bound_step_time_by_hand():
 def test_small_batch_is_bandwidth_bound():
     s = setup(method="lora", micro_batch=1, seq_len=16)
     st = step_time(M, P, s, H100, CLOUD, grad_accum=1, eff=EFF)
-    assert st.compute == pytest.approx(2 * 2 * P.total / 3350e9)  # 2 passes over bf16 weights
+    # 2 passes over bf16 weights, plus launch overhead per layer-pass
+    assert st.compute == pytest.approx(2 * 2 * P.total / 3350e9 + 2 * 32 * LAYER_PASS_OVERHEAD_S)
 
 
 def test_qlora_pays_dequantization_zero3_pays_communication():
