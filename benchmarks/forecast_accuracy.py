@@ -22,10 +22,10 @@ sys.path.insert(0, str(HERE))
 
 from cases import ARCH, CASES, EXCLUDED, FEASIBILITY, GPU  # noqa: E402
 
+import launcher.throughput as tp  # noqa: E402
 from launcher.memory import GiB, Setup, peak_memory  # noqa: E402
 from launcher.params import count_params  # noqa: E402
 from launcher.specs import ClusterSpec, gpu_catalog, gpu_spec, model_spec  # noqa: E402
-import launcher.throughput as tp  # noqa: E402
 from launcher.throughput import efficiency_for, step_time, tokens_per_s_per_gpu  # noqa: E402
 
 CLUSTER = ClusterSpec(
@@ -36,8 +36,9 @@ CLUSTER = ClusterSpec(
 def _model(name: str):
     if name in ARCH:
         return model_spec({"name": name, "path": name, "max_position_embeddings": 10**6, **ARCH[name]})
-    import yaml
     from importlib import resources
+
+    import yaml
 
     return model_spec(yaml.safe_load(resources.files("conf").joinpath("model", f"{name}.yaml").read_text()))
 

@@ -70,6 +70,7 @@ def to_plan(job: Job, result: PlanResult, run_dir: str) -> Plan:
             hours=c.cost.hours,
             gpu_hours=c.cost.gpu_hours,
             cost_usd=c.cost.usd,
+            calibrated=bool(job.calibration.get(f"{c.gpu.name}/{s.method}")),
         ),
         budget_usd=job.budget,
         cluster={

@@ -78,6 +78,7 @@ def plan_and_run(cfg) -> None:
 
 
 def _plan_and_run(d: dict) -> None:
+    global _exit_code
     from rich.console import Console
 
     from launcher.assemble import to_plan
@@ -98,6 +99,11 @@ def _plan_and_run(d: dict) -> None:
         render(result, None, job.budget, int(d.get("show") or 0), console)
         raise ConfigError(result.reason)
 
+    tcfg = d.get("tracking") or {}
+    if tcfg.get("enabled", True) and tcfg.get("uri"):
+        from launcher.tracking import check_uri
+
+        check_uri(str(tcfg["uri"]))  # before anything is written
     run_dir = new_run_dir(d.get("output_root") or "runs", f"{job.model.name}-{job.data.name}")
     plan = to_plan(job, result, str(run_dir))
     render(result, plan, job.budget, int(d.get("show") or 0), console)
@@ -110,7 +116,9 @@ def _plan_and_run(d: dict) -> None:
         return
     from launcher.execute import execute
 
-    execute(plan, run_dir, str(d.get("executor") or "auto"), d)
+    rc = execute(plan, run_dir, str(d.get("executor") or "auto"), d)
+    if rc:
+        _exit_code = max(_exit_code, rc)
 
 
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credential)", re.I)

@@ -42,12 +42,14 @@ def estimate(
     model_bytes: float,
     checkpoint_bytes: float,
     checkpoint_every: int,
+    overhead_factor: float = 1.0,
 ) -> Cost:
     # The brief: hours = tokens_total / (tokens_per_second_per_gpu * num_gpus); its "utilization" is already
     # inside tps_per_gpu (launcher/throughput.py). cost = hours * $/GPU-hour * num_gpus.
     train_h = tokens_total / (tps_per_gpu * n_gpus) / 3600
     n_ckpt = steps // max(1, checkpoint_every)
     overhead_s = STARTUP_S + model_bytes / (LOAD_GB_S * 1e9) + n_ckpt * checkpoint_bytes / (CKPT_GB_S * 1e9)
+    overhead_s *= overhead_factor
     hours = train_h + overhead_s / 3600
     return Cost(
         tokens_total=tokens_total,

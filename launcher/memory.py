@@ -36,6 +36,9 @@ ALLOCATOR_OVERHEAD = 0.05
 # the nvidia-smi figures of the ZeRO-3 rows in benchmarks/data/published_cases.csv (rows 11, 23, 41) sit
 # 15-35% above their allocated estimate (benchmarks/results/forecast_accuracy.json).
 ALLOCATOR_OVERHEAD_ZERO3 = 0.15
+# CPU "device": the training process itself (Python + torch + transformers + peft + trl loaded) before any
+# model memory: peak RSS of the tiny-model quickstart, benchmarks/results/cpu_quickstart.json.
+CPU_PROCESS_BYTES = 0.6 * GiB
 # NCCL communicator buffers once more than one GPU talks (NCCL_BUFFSIZE 4 MiB x channels x peers; assumption).
 NCCL_BYTES = 0.5 * GiB
 
@@ -58,7 +61,7 @@ class Setup:
     lora_dropout: float = 0.05
     dpo_reference: str = "adapter"  # adapter | model | precomputed
     quant_bits: float = NF4_BYTES * 8  # QLoRA base bits/param (4.5 without double quantization)
-    device_context: bool = True  # False for the CPU "device" (no CUDA context)
+    device_context: bool = True  # False for the CPU "device": no CUDA context, the process RSS instead
 
     @property
     def sequences(self) -> int:
@@ -79,18 +82,19 @@ class MemoryBreakdown:
     reference: float  # DPO reference model copy
     buffers: float  # ZeRO buckets / gathered layers, transient workspaces
     overhead: float  # allocator fragmentation + CUDA context + NCCL
+    calibration: float = 0.0  # correction from past runs' actuals (calibrate=true), may be negative
     context: float = 0.0  # the part of overhead that is CUDA context + NCCL (not in max_memory_reserved)
 
     @property
     def total(self) -> float:
         return (
             self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.reference
-            + self.buffers + self.overhead
+            + self.buffers + self.overhead + self.calibration
         )  # fmt: skip
 
     @property
     def allocated(self) -> float:
-        return self.total - self.overhead
+        return self.total - self.overhead - self.calibration
 
     @property
     def reserved(self) -> float:
@@ -207,7 +211,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
 
     allocated = weights + grads + opt + activations + logits + reference + buffers
     frag = ALLOCATOR_OVERHEAD_ZERO3 if z >= 3 else ALLOCATOR_OVERHEAD
-    context = (CUDA_CONTEXT_BYTES + (NCCL_BYTES if n > 1 else 0.0)) if s.device_context else 0.0
+    context = (CUDA_CONTEXT_BYTES + (NCCL_BYTES if n > 1 else 0.0)) if s.device_context else CPU_PROCESS_BYTES
     overhead = frag * allocated + context
     return MemoryBreakdown(
         weights=weights,

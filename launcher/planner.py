@@ -153,6 +153,12 @@ def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
         ckpt_bytes = (16.0 * p.total) if method == "full" else 16.0 * p.lora
         model_bytes = 2.0 * p.total
         for gpu in job.gpus:
+            cal = job.calibration.get(f"{gpu.name}/{method}", {})
+            f_tps, f_mem, f_over = (
+                cal.get("tokens_per_s", 1.0),
+                cal.get("peak_mem", 1.0),
+                cal.get("overhead", 1.0),
+            )
             for n in gpu_counts(job):
                 for z, off_opt, off_par in _memory_layouts(job, method, n, gpu.name == "cpu"):
                     for ref in _references(job, method, objective):
@@ -177,19 +183,21 @@ def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
                                     device_context=gpu.name != "cpu",
                                 )
                                 mem = peak_memory(m, p, s)
+                                if f_mem != 1.0:
+                                    mem = replace(mem, calibration=(f_mem - 1.0) * mem.total)
                                 if mem.total > (1 - FIT_MARGIN) * gpu.memory_gib * GiB:
                                     out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
                                     break  # larger micro-batches need more memory still
                                 accum = max(1, math.ceil(job.global_batch / (mb * n)))
                                 st = step_time(m, p, s, gpu, job.cluster, accum)
-                                tps = tokens_per_s_per_gpu(st, s)
+                                tps = tokens_per_s_per_gpu(st, s) * f_tps
                                 step_s = tokens_total / steps / (tps * n)
                                 every = job.checkpoint_every or max(
                                     1, min(steps, round(CHECKPOINT_TARGET_S / step_s))
                                 )
                                 c = costs.estimate(
                                     tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps,
-                                    model_bytes, ckpt_bytes, every,
+                                    model_bytes, ckpt_bytes, every, f_over,
                                 )  # fmt: skip
                                 out.append(Candidate(gpu, s, accum, mem, st, tps, c, every))
     return out, p

@@ -134,6 +134,8 @@ class Job:
     optimize: str
     checkpoint_every: int | None
     seed: int
+    # "<gpu>/<method>" -> {"tokens_per_s": f, "peak_mem": f, "overhead": f} (launcher/calibration.py)
+    calibration: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""`launch-report`: predicted vs actual per run, a PNG of it, syncing and calibration.
+
+launch-report                                  # table of the experiment's runs
+launch-report --method lora --gpu h100-sxm     # filters
+launch-report --plot report.png                # also the predicted-vs-actual plot (logged to MLflow)
+launch-report --sync runs/*                    # push run folders MLflow missed (server was down)
+launch-report --calibrate                      # fit correction factors for `launch calibrate=true`
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from launcher import calibration, tracking
+from launcher.compare import METRICS
+from launcher.errors import EXIT_BAD_INPUT, ConfigError
+
+LABEL = {
+    "cost_usd": "cost $",
+    "hours": "hours",
+    "tokens_per_s_per_gpu": "tok/s/GPU",
+    "peak_mem_gib": "peak GiB",
+}
+
+
+def fetch(uri: str, experiment: str, method: str | None, gpu: str | None, last: int) -> list[dict[str, Any]]:
+    c = tracking._client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ConfigError(
+            f"no MLflow experiment {experiment!r} at {uri}: launch a job first or pass --experiment"
+        )
+    filters = []
+    if method:
+        filters.append(f"params.method = '{_lit(method)}'")
+    if gpu:
+        filters.append(f"params.gpu = '{_lit(gpu)}'")
+    runs = c.search_runs(
+        [exp.experiment_id], " and ".join(filters), max_results=last, order_by=["start_time DESC"]
+    )
+    out = []
+    for r in runs:
+        if "method" not in r.data.params:
+            continue  # e.g. the report's own run
+        m = r.data.metrics
+        out.append({
+            "run_id": r.info.run_id,
+            "name": r.info.run_name,
+            "status": r.data.tags.get("ftlaunch.status", r.info.status),
+            "method": r.data.params.get("method"),
+            "gpu": r.data.params.get("gpu"),
+            "n_gpus": int(r.data.params.get("n_gpus", "1")),
+            "predicted": {k: m.get(f"predicted_{k}") for k in METRICS} | {"tokens_total": m.get("predicted_tokens_total")},
+            "actual": {k: m.get(f"actual_{k}") for k in METRICS} | {"train_s": m.get("actual_train_s")},
+        })  # fmt: skip
+    return out
+
+
+def _lit(s: str) -> str:
+    if not all(ch.isalnum() or ch in "._-" for ch in s):
+        raise ConfigError(f"filter value {s!r} may only hold letters, digits and ._-")
+    return s
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.4f}" if abs(v) < 1 else f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+
+
+def table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="predicted vs actual", title_justify="left")
+    for col in ("run", "method", "GPUs", "status"):
+        t.add_column(col)
+    for k in METRICS:
+        t.add_column(f"{LABEL[k]} pred/actual (err)", justify="right")
+    for r in rows:
+        cells = []
+        for k in METRICS:
+            p, a = r["predicted"][k], r["actual"][k]
+            err = f" ({(a - p) / p:+.0%})" if p and a is not None else ""
+            cells.append(f"{_fmt(p)} / {_fmt(a)}{err}")
+        t.add_row(r["name"], r["method"], f"{r['n_gpus']}x{r['gpu']}", r["status"], *cells)
+    Console(width=200).print(t)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 9))
+    for ax, k in zip(axes.flat, METRICS, strict=True):
+        pts = [(r["predicted"][k], r["actual"][k], r["method"]) for r in rows]
+        pts = [(p, a, m) for p, a, m in pts if p and a]
+        for method in sorted({m for *_, m in pts}):
+            xs = [p for p, _, m in pts if m == method]
+            ys = [a for _, a, m in pts if m == method]
+            ax.scatter(xs, ys, label=method, alpha=0.8)
+        if pts:
+            lo = min(min(p, a) for p, a, _ in pts) * 0.8
+            hi = max(max(p, a) for p, a, _ in pts) * 1.25
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="actual = predicted")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.legend(fontsize=8)
+        ax.set_title(LABEL[k])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+    fig.suptitle(f"ftlaunch: predicted vs actual ({len(rows)} runs)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def calibration_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    recs = []
+    for r in rows:
+        p, a = r["predicted"], r["actual"]
+        rec: dict[str, Any] = {"gpu": r["gpu"], "method": r["method"]}
+        if p["tokens_per_s_per_gpu"] and a["tokens_per_s_per_gpu"]:
+            rec["tokens_per_s"] = a["tokens_per_s_per_gpu"] / p["tokens_per_s_per_gpu"]
+        if p["peak_mem_gib"] and a["peak_mem_gib"]:
+            rec["peak_mem"] = a["peak_mem_gib"] / p["peak_mem_gib"]
+        # overhead = everything but the training loop: predicted hours minus predicted train time
+        if p["hours"] and p["tokens_total"] and p["tokens_per_s_per_gpu"] and a["hours"] and a["train_s"]:
+            pred_over = p["hours"] * 3600 - p["tokens_total"] / (p["tokens_per_s_per_gpu"] * r["n_gpus"])
+            act_over = a["hours"] * 3600 - a["train_s"]
+            if pred_over > 0 and act_over > 0:
+                rec["overhead"] = act_over / pred_over
+        if len(rec) > 2:
+            recs.append(rec)
+    return recs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="launch-report", description=__doc__.splitlines()[0])
+    ap.add_argument("--uri", default=None, help="tracking URI (default sqlite:///<cwd>/mlflow.db)")
+    ap.add_argument("--experiment", default="ftlaunch")
+    ap.add_argument("--method")
+    ap.add_argument("--gpu")
+    ap.add_argument("--last", type=int, default=50, help="newest N runs")
+    ap.add_argument("--plot", type=Path, help="write the predicted-vs-actual PNG here (and log it to MLflow)")
+    ap.add_argument("--sync", nargs="*", type=Path, default=None, help="run folders to sync to MLflow first")
+    ap.add_argument("--calibrate", nargs="?", const=Path("runs") / calibration.FILE, type=Path,
+                    help=f"write correction factors (default runs/{calibration.FILE})")  # fmt: skip
+    args = ap.parse_args(argv)
+    try:
+        uri = tracking.check_uri(args.uri or tracking.default_uri())
+        for d in args.sync or []:
+            if not (d / "plan.json").exists():
+                raise ConfigError(f"{d} is not a run folder (no plan.json)")
+            print(f"sync {d}: {'ok' if tracking.sync(d) else 'MLflow not reachable, try again later'}")
+        rows = fetch(uri, args.experiment, args.method, args.gpu, args.last)
+        table(rows)
+        if args.plot:
+            path = plot(rows, args.plot)
+            print(f"plot written to {path}")
+            c = tracking._client(uri)
+            exp = c.get_experiment_by_name(args.experiment)
+            run = c.create_run(
+                exp.experiment_id, run_name="ftlaunch-report", tags={"ftlaunch.kind": "report"}
+            )
+            c.log_artifact(run.info.run_id, str(path))
+            c.set_terminated(run.info.run_id)
+        if args.calibrate:
+            data = calibration.fit(calibration_records([r for r in rows if r["actual"]["hours"]]))
+            if not data["factors"]:
+                raise ConfigError("no finished run has actuals to calibrate from: run a job to the end first")
+            calibration.write(args.calibrate, data)
+            for k, f in data["factors"].items():
+                fs = ", ".join(f"{n} x{f[n]:.3g}" for n in calibration.FACTORS if n in f)
+                print(f"calibration {k} (n={f['n']}): {fs}")
+            print(f"written to {args.calibrate}; plan with `launch ... calibrate=true`")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

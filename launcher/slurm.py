@@ -1,0 +1,129 @@
+"""Slurm executor: render the batch script from a plan, submit it, return the job id at once.
+
+Every value that reaches the script is validated against a strict pattern or shell-quoted: a hostile job
+name, partition or path cannot inject shell (tests/test_slurm.py feeds it some).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from launcher.errors import ConfigError
+from launcher.plan import Plan, atomic_write_text
+from launcher.rundir import safe_name
+
+_SLURM_NAME = re.compile(r"^[A-Za-z0-9_.,:+-]{1,64}$")  # partition / account / qos
+_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+TIME_MARGIN = 1.3  # wall-time limit = predicted hours x 1.3 + 10 min: forecasts err, jobs must not be killed
+SIGNAL_LEAD_S = 120  # USR1 this long before the limit: time to finish a step and write a checkpoint
+SLURM_TIMEOUT_S = 30  # sbatch/scontrol hang while slurmctld is down (../shared/FINDINGS.md)
+
+
+def time_limit(hours: float) -> str:
+    minutes = max(10, math.ceil(hours * 60 * TIME_MARGIN + 10))
+    d, rem = divmod(minutes, 24 * 60)
+    h, m = divmod(rem, 60)
+    return f"{d}-{h:02d}:{m:02d}:00"
+
+
+def _checked(value: str | None, what: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not _SLURM_NAME.match(str(value)):
+        raise ConfigError(
+            f"cluster.{what}={value!r} has characters Slurm names do not use: letters, digits, _.,:+- only"
+        )
+    return str(value)
+
+
+def directives(plan: Plan) -> list[str]:
+    r, c = plan.resources, plan.cluster
+    gpus = r.gpus_per_node
+    lines = [
+        f"--job-name={safe_name(plan.job_name)}",
+        f"--nodes={int(r.nodes)}",
+        "--ntasks-per-node=1",
+        f"--cpus-per-task={int(c.get('cpus_per_gpu') or 8) * gpus}",
+        f"--mem={math.ceil(float(c.get('mem_per_gpu_gib') or 64) * gpus)}G",
+        f"--time={time_limit(plan.forecast.hours)}",
+        f"--signal=B:USR1@{SIGNAL_LEAD_S}",
+        "--requeue",
+        "--open-mode=append",
+        f"--output={shlex.quote(str(Path(plan.run_dir) / 'slurm-%j.out'))}",
+    ]
+    if r.gpu != "cpu":
+        flag = c.get("gpu_flag") or "gres"
+        lines.insert(3, f"--gpus-per-node={gpus}" if flag == "gpus-per-node" else f"--gres=gpu:{gpus}")
+    for key in ("partition", "account", "qos"):
+        v = _checked(c.get(key), key)
+        if v:
+            lines.append(f"--{key}={v}")
+    return [f"#SBATCH {line}" for line in lines]
+
+
+def render(plan: Plan, env: dict[str, str] | None = None, python: str | None = None) -> str:
+    exports = []
+    for k, v in sorted((env or {}).items()):
+        if not _ENV_KEY.match(k):
+            raise ConfigError(f"environment variable name {k!r} is not valid: use A-Z, 0-9 and _")
+        exports.append(f"export {k}={shlex.quote(str(v))}")
+    tmpl = Template(resources.files("slurm").joinpath("ftlaunch.sbatch").read_text())
+    return tmpl.substitute(
+        sbatch_directives="\n".join(directives(plan)),
+        run_dir_q=shlex.quote(plan.run_dir),
+        plan_q=shlex.quote(str(Path(plan.run_dir) / "plan.json")),
+        python_q=shlex.quote(python or sys.executable),
+        env_exports="\n".join(exports),
+        gpus_per_node=int(plan.resources.gpus_per_node),
+        signal_lead_s=SIGNAL_LEAD_S,
+    )
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=SLURM_TIMEOUT_S)
+    except FileNotFoundError:
+        raise ConfigError(f"{cmd[0]} not found: install the Slurm client or use executor=local") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"Slurm not reachable: {cmd[0]} gave no answer in {SLURM_TIMEOUT_S} s (is slurmctld up?); "
+            "retry later or use executor=local"
+        ) from None
+
+
+def write_script(plan: Plan, env: dict[str, str] | None = None) -> Path:
+    if shutil.which("sbatch") is None:
+        raise ConfigError("sbatch not found on PATH: install the Slurm client or use executor=local")
+    script = Path(plan.run_dir) / "job.sbatch"
+    atomic_write_text(script, render(plan, env))
+    os.chmod(script, 0o755)
+    return script
+
+
+def submit(plan: Plan, script: Path) -> str:
+    """sbatch the written script, record and return the job id. Never waits for the job."""
+    p = _run(["sbatch", "--parsable", str(script)])
+    if p.returncode != 0:
+        msg = (p.stderr or p.stdout).strip().splitlines()
+        raise ConfigError(f"sbatch refused the job: {msg[-1] if msg else 'no message'}")
+    job_id = p.stdout.strip().split(";")[0]
+    if not job_id.isdigit():
+        raise ConfigError(f"sbatch answered {p.stdout.strip()!r}, not a job id")
+    atomic_write_text(Path(plan.run_dir) / "job_id", job_id + "\n")
+    return job_id
+
+
+def job_state(job_id: str) -> str:
+    """State of a job (PENDING, RUNNING, COMPLETED, ...), from scontrol: works without slurmdbd."""
+    p = _run(["scontrol", "show", "job", "-o", str(job_id)])
+    m = re.search(r"\bJobState=(\S+)", p.stdout)
+    return m.group(1) if m else "UNKNOWN"

@@ -1,0 +1,238 @@
+"""MLflow: the plan's forecast beside the job's actuals, in one run per launch.
+
+Files in the run folder are the source of truth (plan.json, metrics.jsonl, actuals.json, written by
+the recipe); MLflow is kept in step with them by `sync`, which is idempotent and remembers how far it
+got in run_dir/mlflow.json. So a tracking server that is down or hangs costs nothing: training goes on
+(short timeouts), the files keep everything, and the next sync (next checkpoint, job end, or
+`launch-report --sync`) catches up. mlflow is imported lazily: planning never loads it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from launcher import compare
+from launcher.errors import ConfigError
+from launcher.plan import Plan, atomic_write_text, read_plan
+
+STATE_FILE = "mlflow.json"
+# Bounded client behaviour: 0 retries, 5 s per request (the defaults retry for ~4 minutes, FINDINGS.md).
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+_URI = re.compile(
+    r"^(sqlite:///.+|https?://[A-Za-z0-9.\-]+(:\d{1,5})?(/.*)?|file:///.+|postgresql://.+|mysql://.+|databricks.*)$"
+)
+PREDICTED = ("peak_mem_gib", "tokens_per_s_per_gpu", "hours", "gpu_hours", "cost_usd")
+
+
+def default_uri() -> str:
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def check_uri(uri: str) -> str:
+    if not _URI.match(uri):
+        raise ConfigError(
+            f"tracking.uri={uri!r} is not a tracking URI MLflow understands: use sqlite:////abs/path/mlflow.db "
+            "or http://host:port"
+        )
+    return uri
+
+
+def _client(uri: str):
+    for k, v in CLIENT_ENV.items():
+        os.environ.setdefault(k, v)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _state(run_dir: Path) -> dict[str, Any]:
+    f = run_dir / STATE_FILE
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
+    atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
+
+
+def _git_commit() -> str:
+    try:
+        p = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return p.stdout.strip() if p.returncode == 0 else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def plan_params(plan: Plan) -> dict[str, str]:
+    t, r = plan.training, plan.resources
+    return {
+        "model": plan.model.name,
+        "data": plan.data.name,
+        "method": t.method,
+        "objective": t.objective,
+        "gpu": r.gpu,
+        "n_gpus": str(r.n_gpus),
+        "nodes": str(r.nodes),
+        "zero_stage": str(r.zero_stage),
+        "offload_optimizer": str(r.offload_optimizer),
+        "offload_params": str(r.offload_params),
+        "seq_len": str(t.seq_len),
+        "micro_batch": str(t.micro_batch),
+        "grad_accum": str(t.grad_accum),
+        "global_batch": str(t.global_batch),
+        "grad_ckpt": str(t.grad_ckpt),
+        "max_steps": str(t.max_steps),
+        "learning_rate": str(t.learning_rate),
+        "lora_r": str(t.lora_r),
+        "budget_usd": str(plan.budget_usd),
+        "price_per_gpu_hour": str(r.price_per_gpu_hour),
+    }
+
+
+def open_run(plan: Plan, uri: str, experiment: str, tags: dict[str, str] | None = None) -> str | None:
+    """Create the MLflow run for a launch (params, predictions, tags, artifacts). Returns its id, or None
+    when the tracking store cannot be reached (the job still runs; sync creates the run later)."""
+    run_dir = Path(plan.run_dir)
+    state = {"uri": uri, "experiment": experiment, "run_id": None, "metrics_synced": 0, "finished": False}
+    _save_state(run_dir, state)
+    try:
+        state["run_id"] = _create(plan, uri, experiment, tags or {})
+    except Exception as e:  # noqa: BLE001 - any tracking failure must not stop the launch
+        print(
+            f"warning: MLflow at {uri} not reachable ({type(e).__name__}); metrics stay in {run_dir} until synced"
+        )
+        return None
+    _save_state(run_dir, state)
+    return state["run_id"]
+
+
+def _create(plan: Plan, uri: str, experiment: str, tags: dict[str, str]) -> str:
+    from mlflow.entities import Metric, Param, RunTag
+
+    c = _client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp else c.create_experiment(experiment)
+    base_tags = {"ftlaunch.run_dir": plan.run_dir, "user": _user(), "git_commit": _git_commit(),
+                 "cluster": str(plan.cluster.get("name")), "mlflow.note.content": plan.reason}  # fmt: skip
+    run = c.create_run(exp_id, run_name=Path(plan.run_dir).name, tags={**base_tags, **tags})
+    now = int(time.time() * 1000)
+    fc = plan.forecast
+    metrics = [Metric(f"predicted_{k}", float(getattr(fc, k)), now, 0) for k in PREDICTED]
+    metrics.append(Metric("predicted_tokens_total", float(fc.tokens_total), now, 0))
+    params = [Param(k, v) for k, v in plan_params(plan).items()]
+    c.log_batch(
+        run.info.run_id, metrics=metrics, params=params, tags=[RunTag("ftlaunch.status", "submitted")]
+    )
+    for name in ("plan.json", "config.yaml", "job.sbatch"):
+        f = Path(plan.run_dir) / name
+        if f.exists():
+            c.log_artifact(run.info.run_id, str(f))
+    return run.info.run_id
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def tag(run_dir: Path, key: str, value: str) -> bool:
+    s = _state(run_dir)
+    if not s.get("run_id"):
+        return False
+    try:
+        _client(s["uri"]).set_tag(s["run_id"], key, value)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def sync(run_dir: str | os.PathLike[str]) -> bool:
+    """Bring MLflow up to date with the run folder. True when fully synced; False leaves it for later."""
+    run_dir = Path(run_dir)
+    s = _state(run_dir)
+    if not s or s.get("finished"):
+        return bool(s)
+    try:
+        c = _client(s["uri"])
+        if not s.get("run_id"):
+            s["run_id"] = _create(read_plan(run_dir / "plan.json"), s["uri"], s["experiment"], {})
+            _save_state(run_dir, s)
+        _sync_metrics(c, run_dir, s)
+        actuals = run_dir / "actuals.json"
+        if actuals.exists():
+            _log_actuals(c, run_dir, s, json.loads(actuals.read_text()))
+    except Exception:  # noqa: BLE001 - down, hanging or refusing: try again at the next sync
+        return False
+    return True
+
+
+def _sync_metrics(c, run_dir: Path, s: dict[str, Any]) -> None:
+    from mlflow.entities import Metric
+
+    f = run_dir / "metrics.jsonl"
+    if not f.exists():
+        return
+    lines = f.read_text().splitlines()
+    done = int(s.get("metrics_synced", 0))
+    complete = lines if f.read_text().endswith("\n") else lines[:-1]  # never a half-written last line
+    batch = []
+    for line in complete[done:]:
+        row = json.loads(line)
+        step, ts = int(row.get("step", 0)), int(float(row.get("time", time.time())) * 1000)
+        for k, v in row.items():
+            if k not in ("step", "time") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                batch.append(Metric(k, float(v), ts, step))
+    for i in range(0, len(batch), 900):  # log_batch takes at most 1000 metrics
+        c.log_batch(s["run_id"], metrics=batch[i : i + 900])
+    s["metrics_synced"] = len(complete)
+    _save_state(run_dir, s)
+
+
+def _log_actuals(c, run_dir: Path, s: dict[str, Any], actuals: dict[str, Any]) -> None:
+    from mlflow.entities import Metric, RunTag
+
+    plan = read_plan(run_dir / "plan.json")
+    now = int(time.time() * 1000)
+    vals = {
+        f"actual_{k}": v
+        for k, v in actuals.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    vals |= {f"actual_{k}": a for k, (a, _) in compare.pairs(plan, actuals).items()}
+    vals |= compare.errors(plan, actuals)
+    stop = str(actuals.get("stop_reason", "completed"))
+    c.log_batch(
+        s["run_id"],
+        metrics=[Metric(k, float(v), now, 0) for k, v in vals.items()],
+        tags=[RunTag("ftlaunch.status", stop), RunTag("ftlaunch.device", str(actuals.get("device", "")))],
+    )
+    c.log_artifact(s["run_id"], str(run_dir / "actuals.json"))
+    if stop in ("completed", "budget"):
+        c.set_terminated(s["run_id"], status="FINISHED")
+        s["finished"] = True
+    _save_state(run_dir, s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m launcher.tracking RUN_DIR...`: sync run folders (the batch script calls it at the end)."""
+    import sys
+
+    dirs = argv if argv is not None else sys.argv[1:]
+    ok = all(sync(d) for d in dirs)
+    if not ok:
+        print(
+            "warning: MLflow not reachable; run folders keep the metrics, sync again later", file=sys.stderr
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""MLflow, for real: the quickstart through `launch` into a SQLite store; a real `mlflow server` that dies
+mid-run; calibration from the actuals; no secret in any param, tag or artifact."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from launcher.plan import read_plan
+from tests.conftest import run_launch
+
+SECRET_ENV = "hf_ENVSECRET0123456789"
+SECRET_CFG = "cfg-secret-value-987"
+REPORT = str(Path(sys.executable).parent / "launch-report")
+
+
+def _runs(d: Path):
+    return sorted(d.glob("runs/*/plan.json"), key=lambda p: p.stat().st_mtime)
+
+
+def _client(d: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{d / 'mlflow.db'}")
+
+
+def _mlflow_run(d: Path, run_dir: Path):
+    state = json.loads((run_dir / "mlflow.json").read_text())
+    return _client(d).get_run(state["run_id"])
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """The README's main job, once: launch on the defaults (tiny model, sample data, local, SQLite)."""
+    d = tmp_path_factory.mktemp("quickstart")
+    r = run_launch(
+        "+budget=5", f"+secrets.api_key={SECRET_CFG}", cwd=d, env={"HF_TOKEN": SECRET_ENV}, timeout=600
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return d, _runs(d)[-1].parent
+
+
+def test_run_has_plan_predictions_actuals_and_errors(quickstart):
+    d, run_dir = quickstart
+    run = _mlflow_run(d, run_dir)
+    p, m, t = run.data.params, run.data.metrics, run.data.tags
+    plan = read_plan(run_dir / "plan.json")
+    assert (p["method"], p["gpu"], p["n_gpus"], p["zero_stage"]) == ("lora", "cpu", "1", "0")
+    assert p["budget_usd"] == "5.0" and p["grad_ckpt"] in ("True", "False")
+    assert m["predicted_cost_usd"] == pytest.approx(plan.forecast.cost_usd)
+    assert m["predicted_tokens_per_s_per_gpu"] == pytest.approx(plan.forecast.tokens_per_s_per_gpu)
+    for k in ("cost_usd", "hours", "tokens_per_s_per_gpu", "peak_mem_gib"):
+        assert m[f"actual_{k}"] > 0
+        assert m[f"error_ratio_{k}"] == pytest.approx(m[f"actual_{k}"] / m[f"predicted_{k}"], rel=1e-6)
+        assert m[f"error_pct_{k}"] == pytest.approx((m[f"error_ratio_{k}"] - 1) * 100, rel=1e-6)
+    assert run.info.status == "FINISHED" and t["ftlaunch.status"] == "completed"
+    assert t["user"] and t["git_commit"] and t["cluster"] == "local"
+    # training curve: one loss point per step
+    hist = _client(d).get_metric_history(run.info.run_id, "loss")
+    assert len(hist) == plan.training.max_steps
+    arts = {a.path for a in _client(d).list_artifacts(run.info.run_id)}
+    assert {"plan.json", "config.yaml", "actuals.json"} <= arts
+
+
+def test_no_secret_in_params_tags_or_artifacts(quickstart):
+    d, run_dir = quickstart
+    run = _mlflow_run(d, run_dir)
+    blob = json.dumps([run.data.params, run.data.tags])
+    c = _client(d)
+    for a in c.list_artifacts(run.info.run_id):
+        blob += Path(c.download_artifacts(run.info.run_id, a.path, str(d / "dl"))).read_text()
+    for f in run_dir.glob("*.*"):
+        if f.suffix in (".json", ".yaml", ".log", ".jsonl", ".sbatch"):
+            blob += f.read_text()
+    assert SECRET_ENV not in blob and SECRET_CFG not in blob
+    assert "api_key: '***'" in (run_dir / "config.yaml").read_text()
+
+
+def test_report_table_plot_and_calibration_shrinks_error(quickstart):
+    d, first = quickstart
+    r = subprocess.run(
+        [REPORT, "--plot", "report.png", "--calibrate"], cwd=d, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert "predicted vs actual" in r.stdout and "cpu/lora" in r.stdout
+    png = (d / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    cal = json.loads((d / "runs" / "calibration.json").read_text())["factors"]["cpu/lora"]
+    assert cal["n"] == 1 and cal["tokens_per_s"] > 0 and cal["overhead"] > 0
+
+    r = run_launch("+budget=5", "calibrate=true", cwd=d, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    second = _runs(d)[-1].parent
+    assert second != first and read_plan(second / "plan.json").forecast.calibrated
+    e1, e2 = (_mlflow_run(d, x).data.metrics for x in (first, second))
+    for k in ("hours", "tokens_per_s_per_gpu", "peak_mem_gib"):
+        assert abs(e2[f"error_pct_{k}"]) < abs(e1[f"error_pct_{k}"]), k
+
+
+def test_bad_tracking_uri_is_refused_before_anything_is_written(tmp_path):
+    r = run_launch("+budget=5", "tracking.uri=not-a-uri", cwd=tmp_path)
+    assert r.returncode == 2 and "tracking.uri" in r.stderr and not (tmp_path / "runs").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server(port: int, store: Path) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{store / 'server.db'}", "--default-artifact-root", str(store / "art")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                time.sleep(1)
+                return p
+        except OSError:
+            assert p.poll() is None, "mlflow server exited"
+            time.sleep(0.5)
+    raise AssertionError("mlflow server did not start in 120 s")
+
+
+def _stop(p: subprocess.Popen) -> None:
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
+
+
+def test_server_dies_mid_run_training_goes_on_and_nothing_is_lost(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = _server(port, store)
+    try:
+        job = subprocess.Popen(
+            [str(Path(sys.executable).parent / "launch"), "+budget=5", f"tracking.uri={uri}", "checkpoint_every=4"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        # kill the server once training has logged a few steps
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(tmp_path.glob("runs/*/metrics.jsonl")):
+            time.sleep(0.2)
+        metrics = next(tmp_path.glob("runs/*/metrics.jsonl"))
+        while time.time() < deadline and len(metrics.read_text().splitlines()) < 3:
+            time.sleep(0.1)
+        _stop(server)
+        out, _ = job.communicate(timeout=600)
+        assert job.returncode == 0, out[-3000:]
+        run_dir = metrics.parent
+        actuals = json.loads((run_dir / "actuals.json").read_text())
+        assert actuals["steps"] == actuals["max_steps"]  # training went on without the server
+        assert not json.loads((run_dir / "mlflow.json").read_text())["finished"]
+        # server back (same store): a sync pushes everything the run folder kept
+        server = _server(port, store)
+        r = subprocess.run([REPORT, "--uri", uri, "--sync", str(run_dir)], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+        assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
+        state = json.loads((run_dir / "mlflow.json").read_text())
+        assert state["finished"]
+        c = MlflowClient(tracking_uri=uri)
+        run = c.get_run(state["run_id"])
+        assert run.info.status == "FINISHED"
+        steps = sorted(m.step for m in c.get_metric_history(state["run_id"], "loss"))
+        assert steps == list(range(1, actuals["max_steps"] + 1))  # every step, once
+        assert run.data.metrics["actual_cost_usd"] == pytest.approx(actuals["cost_usd"])
+    finally:
+        _stop(server)
