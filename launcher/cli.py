@@ -69,9 +69,13 @@ def plan_and_run(cfg) -> None:
 
     try:
         try:
-            d = OmegaConf.to_container(cfg, resolve=True)
+            d = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as e:
-            raise ConfigError(f"config does not resolve: {str(e).splitlines()[0]}") from None
+            first = str(e).splitlines()[0]
+            key = getattr(e, "full_key", None)
+            if "Missing mandatory value" in first and key:
+                raise ConfigError(f"{key} must be set: add {key}=... to the command line") from None
+            raise ConfigError(f"config does not resolve: {first}") from None
         _plan_and_run(d)
     except ConfigError as e:
         _fail(str(e))
@@ -104,6 +108,13 @@ def _plan_and_run(d: dict) -> None:
         from launcher.tracking import check_uri
 
         check_uri(str(tcfg["uri"]))  # before anything is written
+    if not d.get("dry_run"):
+        from launcher.execute import pick_executor
+
+        if pick_executor(str(d.get("executor") or "auto"), job.cluster.executor) == "slurm":
+            from launcher import slurm
+
+            slurm.preflight(job.cluster.partition)
     run_dir = new_run_dir(d.get("output_root") or "runs", f"{job.model.name}-{job.data.name}")
     plan = to_plan(job, result, str(run_dir))
     render(result, plan, job.budget, int(d.get("show") or 0), console)

@@ -2,7 +2,8 @@
 
 What is modelled is what the recipes do (recipes/train.py precision policy):
 - LoRA: frozen base in bf16, adapters fp32 (PEFT autocast_adapter_dtype) with AdamW.
-- QLoRA: base linears NF4 + double quant (bitsandbytes), embeddings/lm_head/norms bf16, adapters as LoRA.
+- QLoRA: base linears NF4 + double quant (bitsandbytes), embeddings/lm_head/norms bf16, adapters bf16
+  (TRL casts them).
 - Full, no DeepSpeed: fp32 weights + bf16 autocast, AdamW (torch mixed precision).
 - Full, DeepSpeed ZeRO-1/2/3: bf16 params and grads, fp32 master + Adam m, v sharded by stage.
 """
@@ -156,9 +157,12 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         else:
             base = 2.0 * p.total
         base = base / (n if z >= 3 else 1)
-        adapters = 4.0 * p.lora  # fp32
-        grads = 4.0 * p.lora / (n if z >= 2 else 1)
-        opt = 8.0 * p.lora / (n if z >= 1 else 1)  # fp32 adapters: Adam m, v only
+        # LoRA adapters are fp32 (PEFT autocast_adapter_dtype); TRL casts QLoRA adapters to bf16
+        # (measured in recipes/actuals.json precision.stored_params). Adam's m, v take the adapter dtype.
+        width = 2.0 if s.method == "qlora" else 4.0
+        adapters = width * p.lora
+        grads = width * p.lora / (n if z >= 2 else 1)
+        opt = 2 * width * p.lora / (n if z >= 1 else 1)
     if s.offload_optimizer:
         opt = 0.0  # ZeRO-Offload keeps optimizer states (and the update) on the CPU
     if s.offload_params:

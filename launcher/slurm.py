@@ -100,6 +100,24 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
         ) from None
 
 
+def preflight(partition: str | None = None) -> None:
+    """Before anything is written: is there a Slurm to submit to, does it answer, has it the partition?"""
+    if shutil.which("sbatch") is None:
+        raise ConfigError("sbatch not found on PATH: install the Slurm client or use executor=local")
+    p = _run(["sinfo", "-h", "-o", "%P"])
+    if p.returncode != 0:
+        msg = (p.stderr or p.stdout).strip().splitlines()
+        raise ConfigError(
+            f"Slurm not reachable: sinfo says {msg[-1] if msg else 'nothing'}; retry or use executor=local"
+        )
+    parts = {ln.strip().rstrip("*") for ln in p.stdout.splitlines() if ln.strip()}
+    if partition and partition not in parts:
+        raise ConfigError(
+            f"cluster.partition={partition!r} does not exist on this Slurm (has {', '.join(sorted(parts))}): "
+            f"set cluster.partition"
+        )
+
+
 def write_script(plan: Plan, env: dict[str, str] | None = None) -> Path:
     if shutil.which("sbatch") is None:
         raise ConfigError("sbatch not found on PATH: install the Slurm client or use executor=local")

@@ -306,8 +306,10 @@ def _opt_int(cfg: dict[str, Any], key: str, lo: int, hi: int | None = None) -> i
 
 def job_from_config(cfg: dict[str, Any]) -> Job:
     """The resolved Hydra config (as a plain dict) -> Job. Raises ConfigError with one line."""
+    from launcher.datafile import inspect
+
     model = model_spec(cfg["model"])
-    data = data_spec(cfg["data"])
+    data = data_spec(inspect(cfg["data"]))
     method = method_spec(cfg["method"])
     cluster = cluster_spec(cfg["cluster"])
 

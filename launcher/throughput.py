@@ -30,9 +30,9 @@ class Efficiency:
 # bandwidth 0.7: typical achieved/peak HBM bandwidth of streaming kernels (assumption, not measured here).
 # comm_overlap 0.5: DeepSpeed overlap_comm hides part of the collectives (assumption, not measured here).
 GPU_EFFICIENCY = Efficiency(mfu=0.45, bandwidth=0.7, comm_overlap=0.5)
-# The CPU "device": conf/gpu/cpu.yaml's peak is already a measured matmul rate (benchmarks/cpu_peak.py),
-# so mfu is the share of it a tiny-model training step reaches, fitted to quickstart runs
-# (benchmarks/results/cpu_quickstart.json).
+# The CPU "device": conf/gpu/cpu.yaml's peak is a measured matmul rate (benchmarks/cpu_peak.py). mfu 0.05 is
+# an uncalibrated guess for a tiny-model step; benchmarks/results/cpu_quickstart.json shows its error
+# (about -40% tokens/s) and how `launch-report --calibrate` + calibrate=true removes it.
 CPU_EFFICIENCY = Efficiency(mfu=0.05, bandwidth=0.5, comm_overlap=0.0)
 
 # QLoRA: bitsandbytes dequantizes each NF4 weight to bf16 before the matmul (bnb.functional.dequantize_4bit):

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/system-deps.sh
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -59,3 +59,20 @@ def run_launch(
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+SECRET_ENV = "hf_ENVSECRET0123456789"
+SECRET_CFG = "cfg-secret-value-987"
+
+
+@pytest.fixture(scope="session")
+def quickstart(tmp_path_factory):
+    """The README's main job, once per session: launch on the defaults (tiny model, sample data, local
+    executor, MLflow in ./mlflow.db), with a secret in the environment and one in the config."""
+    d = tmp_path_factory.mktemp("quickstart")
+    r = run_launch(
+        "+budget=5", f"+auth.api_key={SECRET_CFG}", cwd=d, env={"HF_TOKEN": SECRET_ENV}, timeout=600
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (plan,) = d.glob("runs/*/plan.json")
+    return d, plan.parent

@@ -103,3 +103,44 @@ def test_planning_never_imports_the_torch_stack(workdir):
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "clean" in r.stdout, r.stderr
+
+
+DATA_BAD = [
+    ("missing.jsonl", None, "alpaca", "does not exist"),
+    ("empty.jsonl", "", "alpaca", "no rows"),
+    ("notjson.jsonl", '{"instruction": "a", "output": "b"}\n{oops\n', "alpaca", "line 2: not valid JSON"),
+    ("noout.jsonl", '{"instruction": "a"}\n', "alpaca", "line 1: alpaca row has no 'output'"),
+    ("pref.jsonl", '{"prompt": "p", "chosen": "a"}\n', "preference", "no 'rejected'"),
+    ("msgs.jsonl", '{"messages": [{"role": "wizard", "content": "x"}]}\n', "messages", "role 'wizard'"),
+    ("latin1.jsonl", b'{"text": "caf\xe9"}\n', "text", "UTF-8"),
+]
+
+
+@pytest.mark.parametrize("name,content,fmt,needle", DATA_BAD, ids=[d[0] for d in DATA_BAD])
+def test_bad_data_file_one_line_exit_2(workdir, name, content, fmt, needle):
+    f = workdir / name
+    if isinstance(content, bytes):
+        f.write_bytes(content)
+    elif content is not None:
+        f.write_text(content)
+    r = run_launch("data=jsonl", f"data.path={f}", f"data.format={fmt}", "dry_run=true", cwd=workdir)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert not (workdir / "runs").exists()
+
+
+def test_local_file_is_counted_and_measured(workdir):
+    f = workdir / "train.jsonl"
+    f.write_text("".join(f'{{"instruction": "add {i} and 1", "output": "{i + 1}"}}\n' for i in range(40)))
+    r = run_launch("data=jsonl", f"data.path={f}", "+budget=1", "dry_run=true", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    p = read_plan(plans(workdir)[0])
+    assert p.data.n_samples == 40 and 5 < p.data.tokens_per_sample < 15
+
+
+def test_slurm_unreachable_or_wrong_partition_writes_nothing(workdir):
+    # no sbatch on PATH at all
+    r = run_launch("+budget=5", "executor=slurm", cwd=workdir, env={"PATH": "/nonexistent"})
+    assert r.returncode == 2 and "sbatch not found" in r.stderr
+    assert not (workdir / "runs").exists()

@@ -14,10 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from launcher.plan import read_plan
-from tests.conftest import run_launch
+from tests.conftest import SECRET_CFG, SECRET_ENV, run_launch
 
-SECRET_ENV = "hf_ENVSECRET0123456789"
-SECRET_CFG = "cfg-secret-value-987"
 REPORT = str(Path(sys.executable).parent / "launch-report")
 
 
@@ -32,17 +30,6 @@ def _client(d: Path) -> MlflowClient:
 def _mlflow_run(d: Path, run_dir: Path):
     state = json.loads((run_dir / "mlflow.json").read_text())
     return _client(d).get_run(state["run_id"])
-
-
-@pytest.fixture(scope="module")
-def quickstart(tmp_path_factory):
-    """The README's main job, once: launch on the defaults (tiny model, sample data, local, SQLite)."""
-    d = tmp_path_factory.mktemp("quickstart")
-    r = run_launch(
-        "+budget=5", f"+secrets.api_key={SECRET_CFG}", cwd=d, env={"HF_TOKEN": SECRET_ENV}, timeout=600
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return d, _runs(d)[-1].parent
 
 
 def test_run_has_plan_predictions_actuals_and_errors(quickstart):

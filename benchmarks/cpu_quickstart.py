@@ -1,0 +1,58 @@
+"""The README's main job (tiny model, sample data, this node), measured: forecast vs actual, then the same
+job again planned with calibrate=true, to show what calibration does to the error.
+
+    python benchmarks/cpu_quickstart.py      # ~1 min; writes benchmarks/results/cpu_quickstart.json
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from launcher.compare import errors, pairs  # noqa: E402
+from launcher.plan import read_plan  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def run(d: Path, *extra: str) -> Path:
+    subprocess.run([str(BIN / "launch"), "+budget=5", *extra], cwd=d, check=True, capture_output=True)
+    return max(d.glob("runs/*/actuals.json"), key=lambda p: p.stat().st_mtime).parent
+
+
+def measure(run_dir: Path) -> dict:
+    plan = read_plan(run_dir / "plan.json")
+    actuals = json.loads((run_dir / "actuals.json").read_text())
+    return {
+        "calibrated": plan.forecast.calibrated,
+        "pairs": {k: {"actual": a, "predicted": p} for k, (a, p) in pairs(plan, actuals).items()},
+        "error_pct": {
+            k[len("error_pct_") :]: v for k, v in errors(plan, actuals).items() if k.startswith("error_pct_")
+        },
+        "train_s": actuals["train_s"],
+        "wall_s": actuals["wall_s"],
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        first = measure(run(d))
+        subprocess.run([str(BIN / "launch-report"), "--calibrate"], cwd=d, check=True, capture_output=True)
+        second = measure(run(d, "calibrate=true"))
+    for name, m in (("uncalibrated", first), ("calibrated", second)):
+        errs = "  ".join(f"{k} {v:+.1f}%" for k, v in m["error_pct"].items())
+        print(f"{name:>12}: {errs}")
+    (HERE / "results").mkdir(exist_ok=True)
+    out = {"runs": [first, second]}
+    (HERE / "results" / "cpu_quickstart.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""A local data file, checked and measured on the login node before anything is planned or submitted.
+
+Row checks are the recipe's own (recipes/data.py validate_file: torch-free), so a malformed row is caught
+here with its line number instead of after the job has waited in the queue.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from launcher.errors import ConfigError
+
+# ~4 characters per token for English text with BPE tokenizers (OpenAI's tokenizer guide rule of thumb);
+# an estimate only, used when data.tokens_per_sample is not given.
+CHARS_PER_TOKEN = 4.0
+
+
+def looks_local(path: str) -> bool:
+    return not path.startswith("builtin:") and (
+        path.endswith((".jsonl", ".json")) or path.startswith(("/", "./", "../", "~")) or Path(path).exists()
+    )
+
+
+def inspect(d: dict[str, Any]) -> dict[str, Any]:
+    """data config -> the same with n_samples / tokens_per_sample / max_tokens filled from the file."""
+    path = str(d.get("path") or "")
+    if not looks_local(path):
+        return d
+    from recipes.data import DataError, validate_file
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(
+            f"data.path={path!r} does not exist: give an existing JSONL/JSON file or a dataset name"
+        )
+    try:
+        rows = validate_file(p, str(d.get("format")))
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p} is not UTF-8 text: save it as UTF-8 JSONL") from None
+    out = dict(d)
+    if out.get("n_samples") is None:
+        out["n_samples"] = rows
+    if out.get("tokens_per_sample") is None or out.get("max_tokens") is None:
+        lengths = [len(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if out.get("tokens_per_sample") is None:
+            out["tokens_per_sample"] = max(1.0, sum(lengths) / len(lengths) / CHARS_PER_TOKEN)
+        if out.get("max_tokens") is None:
+            out["max_tokens"] = max(1, int(max(lengths) / CHARS_PER_TOKEN))
+    return out

@@ -1,0 +1,35 @@
+"""The planner's forecast for one fixed plan (no search): used by benchmarks/gpu_validation.py to print
+predicted peak memory and tokens/s beside measured ones."""
+
+from __future__ import annotations
+
+from launcher.memory import GiB, Setup, peak_memory
+from launcher.params import count_params
+from launcher.plan import Plan
+from launcher.specs import ClusterSpec, gpu_catalog, gpu_spec, model_spec
+from launcher.throughput import step_time, tokens_per_s_per_gpu
+
+
+def predict(plan: Plan) -> dict[str, float]:
+    t, r = plan.training, plan.resources
+    arch = {k: v for k, v in plan.model.arch.items() if v is not None}
+    m = model_spec({"name": plan.model.name, "path": plan.model.path, **arch})
+    p = count_params(m, t.lora_r, t.lora_targets)
+    gpu_name = r.gpu if r.gpu in gpu_catalog() else "cpu"
+    gpu = gpu_spec(gpu_catalog()[gpu_name])
+    s = Setup(
+        method=t.method, objective=t.objective, n_gpus=r.n_gpus, zero=r.zero_stage,
+        offload_optimizer=r.offload_optimizer, offload_params=r.offload_params, micro_batch=t.micro_batch,
+        seq_len=t.seq_len, grad_ckpt=t.grad_ckpt, lora_r=t.lora_r, lora_targets=t.lora_targets,
+        lora_dropout=t.lora_dropout, dpo_reference=t.dpo_reference, device_context=gpu.name != "cpu",
+    )  # fmt: skip
+    mem = peak_memory(m, p, s)
+    cluster = ClusterSpec(name="forecast", executor="local", gpus=(gpu.name,), gpus_per_node=max(1, r.gpus_per_node),
+                          max_nodes=max(1, r.nodes), inter_node_gb_s=0)  # fmt: skip
+    st = step_time(m, p, s, gpu, cluster, t.grad_accum)
+    return {
+        "peak_mem_gib": mem.total / GiB,
+        "peak_mem_allocated_gib": mem.allocated / GiB,
+        "tokens_per_s_per_gpu": tokens_per_s_per_gpu(st, s),
+        "gpu": gpu.name,
+    }
