@@ -49,6 +49,18 @@ def _client(uri: str):
         os.environ.setdefault(k, v)
     from mlflow.tracking import MlflowClient
 
+    if uri.startswith("sqlite:///"):
+        # Two launches at once may both find no database and both run MLflow's schema migration: the
+        # first one to take this lock creates it, the other waits and finds it ready.
+        import fcntl
+
+        db = Path(uri[len("sqlite:///") :])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{db}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # creates and migrates the store under the lock
+            return client
     return MlflowClient(tracking_uri=uri)
 
 

@@ -47,6 +47,9 @@ class MarkComplete(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         barrier()
+        if os.environ.get("FTLAUNCH_FAULT_KILL_IN_SAVE") == str(state.global_step):
+            # fault injection for tests: die after the files are written, before the checkpoint is marked
+            os.kill(os.getpid(), signal.SIGKILL)
         if state.is_world_process_zero:
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if path.is_dir():

@@ -91,3 +91,32 @@ def test_requeue_mid_training_resumes_without_losing_steps(cluster, tmp_path):
     assert steps == set(range(1, plan.training.max_steps + 1))
     log = (run_dir / f"slurm-{job_id}.out").read_text()
     assert log.count("[ftlaunch] job") >= 2  # --open-mode=append kept both segments
+
+
+def test_usr1_before_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_path):
+    """What --signal=B:USR1@120 does before a time limit, sent by hand: the batch shell traps it, the recipe
+    checkpoints at the next step, the job requeues itself and the restart finishes the planned steps."""
+    r = run_launch("+budget=5", "executor=slurm", "data.n_samples=1600", "global_batch=16",
+                   "checkpoint_every=50", cwd=tmp_path, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    run_dir, job_id = _submitted(tmp_path)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 8):
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True, timeout=30)
+    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 900) == "COMPLETED"
+    log = (run_dir / f"slurm-{job_id}.out").read_text()
+    assert "USR1: checkpoint at next step, then requeue" in log and "requeueing job" in log
+    actuals = json.loads((run_dir / "actuals.json").read_text())
+    assert actuals["steps"] == 100 and actuals["segments"] >= 2
+    resumed = int(str(actuals["resumed_from"]).rstrip("/").split("-")[-1])
+    assert 8 <= resumed < 50  # the checkpoint USR1 asked for, not the periodic one (every 50)
+
+
+def test_missing_partition_is_refused_before_anything_is_written(cluster, tmp_path):
+    r = run_launch("+budget=5", "executor=slurm", "cluster.partition=nosuchpart", cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and "cluster.partition='nosuchpart' does not exist" in r.stderr
+    assert not (tmp_path / "runs").exists()
+    queued = subprocess.run(["squeue", "-h"], capture_output=True, text=True, timeout=30).stdout
+    assert "nosuchpart" not in queued

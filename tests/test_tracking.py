@@ -164,3 +164,22 @@ def test_server_dies_mid_run_training_goes_on_and_nothing_is_lost(tmp_path):
         assert run.data.metrics["actual_cost_usd"] == pytest.approx(actuals["cost_usd"])
     finally:
         _stop(server)
+
+
+def test_launches_at_once_never_share_a_folder_or_run(tmp_path):
+    exe = str(Path(sys.executable).parent / "launch")
+    # many plans in the same second, same cwd
+    dry = [subprocess.Popen([exe, "+budget=5", "dry_run=true"], cwd=tmp_path, stdout=subprocess.DEVNULL)
+           for _ in range(6)]  # fmt: skip
+    assert all(p.wait(timeout=120) == 0 for p in dry)
+    assert len({p.parent for p in tmp_path.glob("runs/*/plan.json")}) == 6
+    # two real jobs at once into one SQLite store (created by whichever comes first)
+    jobs = [subprocess.Popen([exe, "+budget=5", "output_root=jobs"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for _ in range(2)]  # fmt: skip
+    outs = [j.communicate(timeout=600)[0] for j in jobs]
+    assert [j.returncode for j in jobs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+    states = [json.loads(p.read_text()) for p in tmp_path.glob("jobs/*/mlflow.json")]
+    assert len(states) == 2 and states[0]["run_id"] != states[1]["run_id"]
+    c = _client(tmp_path)
+    for s in states:
+        assert s["finished"] and c.get_run(s["run_id"]).info.status == "FINISHED"

@@ -189,3 +189,17 @@ def test_export_merges_the_adapter(tmp_path, recipe_env, lora_run):
         merged_logits = merged(ids).logits
     assert torch.allclose(merged_logits, adapted, atol=1e-4)
     assert not torch.allclose(merged_logits, base_logits, atol=1e-3)
+
+
+def test_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_path, recipe_env):
+    """SIGKILL after checkpoint-8's files are written but before it is marked complete (a write cut short):
+    checkpoint-4 stays usable, the restart resumes from it and finishes the planned steps."""
+    run_dir = tmp_path / "run"
+    plan_path = build_plan(run_dir, max_steps=12, checkpoint_every=4)
+    killed = run_recipe(plan_path, recipe_env, extra_env={"FTLAUNCH_FAULT_KILL_IN_SAVE": "8"})
+    assert killed.returncode == -signal.SIGKILL
+    assert (run_dir / "checkpoints" / "checkpoint-8").is_dir()  # written, but never marked complete
+    assert checkpoints.latest_complete(run_dir / "checkpoints").name == "checkpoint-4"
+    ok(run_recipe(plan_path, recipe_env))
+    a = read_json(run_dir / "actuals.json")
+    assert a["steps"] == 12 and a["resumed_from"].endswith("checkpoint-4")
