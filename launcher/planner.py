@@ -140,66 +140,54 @@ def _references(job: Job, method: str, objective: str) -> tuple[str, ...]:
     return ("adapter",) if method in ("lora", "qlora") else ("model", "precomputed")
 
 
+def _shapes(job: Job, objective: str):
+    """Every (method, gpu, n_gpus, layout, reference, checkpointing) worth forecasting; micro-batch is the
+    inner loop of evaluate() because it can stop at the first size that does not fit."""
+    ckpts = (job.pins.grad_ckpt,) if job.pins.grad_ckpt is not None else (False, True)
+    for method in _methods(job):
+        for gpu in job.gpus:
+            for n in gpu_counts(job):
+                for layout in _memory_layouts(job, method, n, gpu.name == "cpu"):
+                    for ref in _references(job, method, objective):
+                        for ckpt in ckpts:
+                            yield method, gpu, n, layout, ref, ckpt
+
+
 def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
     m, meth = job.model, job.method
     p = count_params(m, meth.lora_r, meth.lora_targets)
     objective = objective_of(job)
     tokens_total = costs.workload_tokens(job.data.tokens_per_sample, job.data.n_samples, job.epochs)
     steps = costs.optimizer_steps(job.data.n_samples, job.epochs, job.global_batch)
-    ckpts = (job.pins.grad_ckpt,) if job.pins.grad_ckpt is not None else (False, True)
     mbs = (job.pins.micro_batch,) if job.pins.micro_batch else MICRO_BATCHES
     out: list[Candidate] = []
-    for method in _methods(job):
-        ckpt_bytes = (16.0 * p.total) if method == "full" else 16.0 * p.lora
-        model_bytes = 2.0 * p.total
-        for gpu in job.gpus:
-            cal = job.calibration.get(f"{gpu.name}/{method}", {})
-            f_tps, f_mem, f_over = (
-                cal.get("tokens_per_s", 1.0),
-                cal.get("peak_mem", 1.0),
-                cal.get("overhead", 1.0),
-            )
-            for n in gpu_counts(job):
-                for z, off_opt, off_par in _memory_layouts(job, method, n, gpu.name == "cpu"):
-                    for ref in _references(job, method, objective):
-                        for ckpt in ckpts:
-                            for mb in mbs:
-                                if mb * n > job.global_batch and mb > 1:
-                                    break  # a micro-step may not exceed the global batch
-                                s = Setup(
-                                    method=method,
-                                    objective=objective,
-                                    n_gpus=n,
-                                    zero=z,
-                                    offload_optimizer=off_opt,
-                                    offload_params=off_par,
-                                    micro_batch=mb,
-                                    seq_len=job.seq_len,
-                                    grad_ckpt=ckpt,
-                                    lora_r=meth.lora_r,
-                                    lora_targets=meth.lora_targets,
-                                    lora_dropout=meth.lora_dropout,
-                                    dpo_reference=ref,
-                                    device_context=gpu.name != "cpu",
-                                )
-                                mem = peak_memory(m, p, s)
-                                if f_mem != 1.0:
-                                    mem = replace(mem, calibration=(f_mem - 1.0) * mem.total)
-                                if mem.total > (1 - FIT_MARGIN) * gpu.memory_gib * GiB:
-                                    out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
-                                    break  # larger micro-batches need more memory still
-                                accum = max(1, math.ceil(job.global_batch / (mb * n)))
-                                st = step_time(m, p, s, gpu, job.cluster, accum)
-                                tps = tokens_per_s_per_gpu(st, s) * f_tps
-                                step_s = tokens_total / steps / (tps * n)
-                                every = job.checkpoint_every or max(
-                                    1, min(steps, round(CHECKPOINT_TARGET_S / step_s))
-                                )
-                                c = costs.estimate(
-                                    tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps,
-                                    model_bytes, ckpt_bytes, every, f_over,
-                                )  # fmt: skip
-                                out.append(Candidate(gpu, s, accum, mem, st, tps, c, every))
+    for method, gpu, n, (z, off_opt, off_par), ref, ckpt in _shapes(job, objective):
+        ckpt_bytes = 16.0 * (p.total if method == "full" else p.lora)  # weights + Adam state, fp32
+        cal = job.calibration.get(f"{gpu.name}/{method}", {})
+        f_tps, f_mem, f_over = (cal.get(k, 1.0) for k in ("tokens_per_s", "peak_mem", "overhead"))
+        for mb in mbs:
+            if mb * n > job.global_batch and mb > 1:
+                break  # a micro-step may not exceed the global batch
+            s = Setup(
+                method=method, objective=objective, n_gpus=n, zero=z, offload_optimizer=off_opt,
+                offload_params=off_par, micro_batch=mb, seq_len=job.seq_len, grad_ckpt=ckpt,
+                lora_r=meth.lora_r, lora_targets=meth.lora_targets, lora_dropout=meth.lora_dropout,
+                dpo_reference=ref, device_context=gpu.name != "cpu",
+            )  # fmt: skip
+            mem = peak_memory(m, p, s)
+            if f_mem != 1.0:
+                mem = replace(mem, calibration=(f_mem - 1.0) * mem.total)
+            if mem.total > (1 - FIT_MARGIN) * gpu.memory_gib * GiB:
+                out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
+                break  # larger micro-batches need more memory still
+            accum = max(1, math.ceil(job.global_batch / (mb * n)))
+            st = step_time(m, p, s, gpu, job.cluster, accum)
+            tps = tokens_per_s_per_gpu(st, s) * f_tps
+            step_s = tokens_total / steps / (tps * n)
+            every = job.checkpoint_every or max(1, min(steps, round(CHECKPOINT_TARGET_S / step_s)))
+            c = costs.estimate(tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps, 2.0 * p.total,
+                               ckpt_bytes, every, f_over)  # fmt: skip
+            out.append(Candidate(gpu, s, accum, mem, st, tps, c, every))
     return out, p
 
 

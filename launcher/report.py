@@ -27,7 +27,7 @@ LABEL = {
 
 
 def fetch(uri: str, experiment: str, method: str | None, gpu: str | None, last: int) -> list[dict[str, Any]]:
-    c = tracking._client(uri)
+    c = tracking.client(uri)
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         raise ConfigError(
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.plot:
             path = plot(rows, args.plot)
             print(f"plot written to {path}")
-            c = tracking._client(uri)
+            c = tracking.client(uri)
             exp = c.get_experiment_by_name(args.experiment)
             run = c.create_run(
                 exp.experiment_id, run_name="ftlaunch-report", tags={"ftlaunch.kind": "report"}

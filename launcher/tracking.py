@@ -44,7 +44,7 @@ def check_uri(uri: str) -> str:
     return uri
 
 
-def _client(uri: str):
+def client(uri: str):
     for k, v in CLIENT_ENV.items():
         os.environ.setdefault(k, v)
     from mlflow.tracking import MlflowClient
@@ -58,9 +58,9 @@ def _client(uri: str):
         db.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{db}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # creates and migrates the store under the lock
-            return client
+            c = MlflowClient(tracking_uri=uri)
+            c.search_experiments(max_results=1)  # creates and migrates the store under the lock
+            return c
     return MlflowClient(tracking_uri=uri)
 
 
@@ -127,7 +127,7 @@ def open_run(plan: Plan, uri: str, experiment: str, tags: dict[str, str] | None 
 def _create(plan: Plan, uri: str, experiment: str, tags: dict[str, str]) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
-    c = _client(uri)
+    c = client(uri)
     exp = c.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else c.create_experiment(experiment)
     base_tags = {"ftlaunch.run_dir": plan.run_dir, "user": _user(), "git_commit": _git_commit(),
@@ -160,7 +160,7 @@ def tag(run_dir: Path, key: str, value: str) -> bool:
     if not s.get("run_id"):
         return False
     try:
-        _client(s["uri"]).set_tag(s["run_id"], key, value)
+        client(s["uri"]).set_tag(s["run_id"], key, value)
         return True
     except Exception:  # noqa: BLE001
         return False
@@ -173,7 +173,7 @@ def sync(run_dir: str | os.PathLike[str]) -> bool:
     if not s or s.get("finished"):
         return bool(s)
     try:
-        c = _client(s["uri"])
+        c = client(s["uri"])
         if not s.get("run_id"):
             s["run_id"] = _create(read_plan(run_dir / "plan.json"), s["uri"], s["experiment"], {})
             _save_state(run_dir, s)
