@@ -98,7 +98,8 @@ def _plan_and_run(d: dict) -> None:
 
         job = apply_calibration(job, d)
     result = choose(job)
-    console = Console(width=max(100, Console().width), highlight=False)
+    probe = Console()
+    console = Console(width=probe.width if probe.is_terminal else 140, highlight=False)
     if result.chosen is None:
         render(result, None, job.budget, int(d.get("show") or 0), console)
         raise ConfigError(result.reason)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from itertools import zip_longest
 
 from launcher import cost as costs
 from launcher.memory import GiB, MemoryBreakdown, Setup, peak_memory
@@ -16,6 +17,7 @@ from launcher.specs import DEFAULT_LR, METHODS, GpuSpec, Job
 from launcher.throughput import StepTime, step_time, tokens_per_s_per_gpu
 
 MICRO_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+METHOD_NAMES = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}
 CHECKPOINT_TARGET_S = 1800  # default cadence: one checkpoint per ~30 min, so preemption loses little
 # A plan must leave this share of GPU memory free: the allowance for forecast error (median memory error
 # in benchmarks/results/forecast_accuracy.json) and for memory spikes the model does not see.
@@ -269,48 +271,52 @@ def choose(job: Job) -> PlanResult:
 
 
 def _alternatives(cands, chosen, budget, key, job: Job) -> list[Rejected]:
-    """Best candidate per (method, GPU type) and per memory layout of the chosen one, with the reason each lost."""
-    groups: dict[tuple, list[Candidate]] = {}
+    """The best candidate of each other method, of each other GPU type, and of each other memory layout
+    (GPU count, ZeRO stage, offload) of the choice, each with the reason it lost; interleaved so the first
+    rows show different kinds of alternative rather than ten GPU counts of one plan."""
+    kinds: dict[str, dict[tuple, list[Candidate]]] = {"method": {}, "gpu": {}, "layout": {}}
     for c in cands:
-        groups.setdefault((c.method, c.gpu.name), []).append(c)
+        kinds["method"].setdefault((c.method,), []).append(c)
+        if chosen is None or c.method == chosen.method:
+            kinds["gpu"].setdefault((c.method, c.gpu.name), []).append(c)
         if chosen is not None and c.method == chosen.method and c.gpu.name == chosen.gpu.name:
-            groups.setdefault(("layout", c.setup.n_gpus, c.setup.zero, c.setup.offload_optimizer), []).append(
+            s = c.setup
+            kinds["layout"].setdefault((s.n_gpus, s.zero, s.offload_optimizer, s.offload_params), []).append(
                 c
             )
-    out: list[tuple[tuple, Rejected]] = []
-    for pool in groups.values():
-        fit = [c for c in pool if c.fits]
-        c = min(fit, key=key) if fit else min(pool, key=lambda c: c.memory.total)
-        if chosen is not None and c == chosen:
-            continue
-        if not c.fits:
-            r = f"needs {c.peak_gib:.1f} GiB > {c.gpu.memory_gib:g} GiB" + (
-                f" - {FIT_MARGIN:.0%} margin" if c.peak_gib <= c.gpu.memory_gib else ""
-            )
-            rank = (2, c.peak_gib / c.gpu.memory_gib)
-        elif budget is not None and c.cost.usd > budget:
-            r = f"over budget by {_usd(c.cost.usd - budget)}"
-            rank = (1, c.cost.usd)
-        elif chosen is not None and c.method != chosen.method:
-            r = f"{c.method} not picked by the decision flow ({_usd(c.cost.usd)}, {c.cost.hours:.2f} h)"
-            rank = (0, c.cost.usd)
-        elif chosen is not None:
-            if job.optimize == "time":
-                r = f"{c.cost.hours - chosen.cost.hours:+.2f} h slower"
-            else:
-                r = (
-                    f"{_usd(c.cost.usd - chosen.cost.usd)} more"
-                    if c.cost.usd > chosen.cost.usd
-                    else (f"same cost, {c.cost.hours - chosen.cost.hours:+.2f} h")
-                )
-            rank = (0, c.cost.usd)
-        else:
-            r, rank = "", (0, c.cost.usd)
-        out.append((rank, Rejected(c, r)))
-    out.sort(key=lambda t: t[0])
-    seen, uniq = set(), []
-    for _, rj in out:
-        if rj.candidate.label() not in seen:
-            seen.add(rj.candidate.label())
-            uniq.append(rj)
-    return uniq
+    ranked: list[list[tuple[tuple, Rejected]]] = []
+    for groups in kinds.values():
+        rows = [_rejection(pool, chosen, budget, key, job) for pool in groups.values()]
+        ranked.append(sorted((r for r in rows if r is not None), key=lambda t: t[0]))
+    seen, out = set(), []
+    for tier in zip_longest(*ranked):
+        for item in tier:
+            if item is not None and item[1].candidate.label() not in seen:
+                seen.add(item[1].candidate.label())
+                out.append(item[1])
+    return out
+
+
+def _rejection(pool, chosen, budget, key, job: Job) -> tuple[tuple, Rejected] | None:
+    fit = [c for c in pool if c.fits]
+    c = min(fit, key=key) if fit else min(pool, key=lambda c: c.memory.total)
+    if chosen is not None and c == chosen:
+        return None
+    if not c.fits:
+        margin = f" - {FIT_MARGIN:.0%} margin" if c.peak_gib <= c.gpu.memory_gib else ""
+        return (2, c.peak_gib / c.gpu.memory_gib), Rejected(
+            c, f"needs {c.peak_gib:.1f} GiB > {c.gpu.memory_gib:g} GiB{margin}"
+        )
+    if budget is not None and c.cost.usd > budget:
+        return (1, c.cost.usd), Rejected(c, f"over budget by {_usd(c.cost.usd - budget)}")
+    if chosen is None:
+        return (0, c.cost.usd), Rejected(c, "")
+    if c.method != chosen.method:
+        why = f"{METHOD_NAMES[c.method]}: not what the decision flow picks here"
+    elif job.optimize == "time":
+        why = f"{c.cost.hours - chosen.cost.hours:+.2f} h slower"
+    elif c.cost.usd > chosen.cost.usd:
+        why = f"{_usd(c.cost.usd - chosen.cost.usd)} more"
+    else:
+        why = f"same cost, {c.cost.hours - chosen.cost.hours:+.2f} h"
+    return (0, c.cost.usd), Rejected(c, why)

@@ -6,11 +6,15 @@ from rich.console import Console
 from rich.table import Table
 
 from launcher.plan import Plan
-from launcher.planner import PlanResult
+from launcher.planner import METHOD_NAMES, PlanResult
 
 
 def _usd(x: float) -> str:
-    return f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
+    return f"${x:.4f}" if x < 0.01 else f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
+
+
+def _gib(x: float) -> str:
+    return f"{x:.1f} GiB" if x >= 1 else f"{x * 1024:.0f} MiB"
 
 
 def _hours(h: float) -> str:
@@ -25,9 +29,11 @@ def render(result: PlanResult, plan: Plan | None, budget: float | None, show: in
     t.add_column()
     if c is not None and plan is not None:
         s, tr, r, f = c.setup, plan.training, plan.resources, plan.forecast
-        method = ("DPO on " if s.objective == "dpo" else "") + s.method.upper()
+        method = ("DPO on " if s.objective == "dpo" else "") + METHOD_NAMES[s.method]
         t.add_row("method", f"{method}  ({plan.reason})")
-        t.add_row("model", f"{plan.model.name}  ({plan.model.n_params / 1e9:.2f} B params)")
+        n = plan.model.n_params
+        size = f"{n / 1e9:.2f} B" if n >= 1e8 else f"{n / 1e6:.2f} M"
+        t.add_row("model", f"{plan.model.name}  ({size} params)")
         t.add_row(
             "data",
             f"{plan.data.name}: {plan.data.n_samples:,} samples x {tr.epochs:g} epochs, seq_len {tr.seq_len}",
@@ -44,8 +50,8 @@ def render(result: PlanResult, plan: Plan | None, budget: float | None, show: in
             f"grad checkpointing {'on' if tr.grad_ckpt else 'off'}",
         )
         t.add_row("steps", f"{tr.max_steps:,} optimizer steps, checkpoint every {tr.checkpoint_every}")
-        mem = ", ".join(f"{k} {v:g}" for k, v in f.mem_breakdown_gib.items() if v >= 0.01)
-        t.add_row("memory", f"{f.peak_mem_gib:.1f} GiB of {c.gpu.memory_gib:g} GiB per GPU  [{mem}]")
+        mem = ", ".join(f"{k} {_gib(v)}" for k, v in f.mem_breakdown_gib.items() if abs(v) >= 0.01)
+        t.add_row("memory", f"{_gib(f.peak_mem_gib)} of {c.gpu.memory_gib:g} GiB per GPU  [{mem}]")
         t.add_row("speed", f"{f.tokens_per_s_per_gpu:,.0f} tokens/s per GPU, {f.tokens_total:,.0f} tokens")
         budget_txt = f" of {_usd(budget)} budget" if budget is not None else ""
         t.add_row(
