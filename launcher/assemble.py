@@ -51,6 +51,7 @@ def to_plan(job: Job, result: PlanResult, run_dir: str) -> Plan:
             checkpoint_every=min(c.checkpoint_every, max_steps),
             seed=job.seed,
             precision="bf16",
+            attention=job.attention,
         ),
         resources=Resources(
             gpu=c.gpu.name,

@@ -52,6 +52,9 @@ def run_local(plan: Plan, env: dict[str, str]) -> int:
 def execute(plan: Plan, run_dir: Path, executor: str, cfg: dict) -> int:
     kind = pick_executor(executor, plan.cluster.get("executor") or "slurm")
     env = {"FTLAUNCH_RUN_DIR": str(run_dir)}
+    cap = cfg.get("cost_cap")
+    if cap is not None:  # validated in launcher/specs.py
+        env["FTLAUNCH_MAX_COST_USD"] = str(float(cap))  # recipes/actuals.py: the lower of this and budget
     tcfg = cfg.get("tracking") or {}
     uri = None
     if tcfg.get("enabled", True):

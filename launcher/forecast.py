@@ -22,6 +22,7 @@ def predict(plan: Plan) -> dict[str, float]:
         offload_optimizer=r.offload_optimizer, offload_params=r.offload_params, micro_batch=t.micro_batch,
         seq_len=t.seq_len, grad_ckpt=t.grad_ckpt, lora_r=t.lora_r, lora_targets=t.lora_targets,
         lora_dropout=t.lora_dropout, dpo_reference=t.dpo_reference, device_context=gpu.name != "cpu",
+        attention=t.attention,
     )  # fmt: skip
     mem = peak_memory(m, p, s)
     cluster = ClusterSpec(name="forecast", executor="local", gpus=(gpu.name,), gpus_per_node=max(1, r.gpus_per_node),

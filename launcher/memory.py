@@ -62,6 +62,7 @@ class Setup:
     lora_dropout: float = 0.05
     dpo_reference: str = "adapter"  # adapter | model | precomputed
     quant_bits: float = NF4_BYTES * 8  # QLoRA base bits/param (4.5 without double quantization)
+    attention: str = "sdpa"  # sdpa | eager
     device_context: bool = True  # False for the CPU "device": no CUDA context, the process RSS instead
 
     @property
@@ -184,6 +185,10 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
 
     # --- activations -------------------------------------------------------------------------------------
     per_layer_act = activation_bytes_per_token_layer(m, s) * tokens
+    if s.attention == "eager":
+        # Eager attention keeps the s x s scores and softmax output per head, bf16: 4*a*s^2 bytes per layer
+        # and sequence (Korthikanti et al. 2022 §4.1, 5*a*s^2 with dropout; HF training has none).
+        per_layer_act += 4.0 * m.num_attention_heads * s.seq_len**2 * s.sequences
     L = m.num_hidden_layers
     if s.grad_ckpt:
         # HF gradient checkpointing saves each layer's input (2h bytes/token) and recomputes one layer at a

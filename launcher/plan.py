@@ -56,6 +56,7 @@ class Training:
     checkpoint_every: int  # optimizer steps
     seed: int = 0
     precision: str = "bf16"
+    attention: str = "sdpa"  # sdpa (flash/memory-efficient kernels) | eager (materializes s x s scores)
 
 
 @dataclass(frozen=True)

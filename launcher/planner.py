@@ -174,7 +174,7 @@ def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
                 method=method, objective=objective, n_gpus=n, zero=z, offload_optimizer=off_opt,
                 offload_params=off_par, micro_batch=mb, seq_len=job.seq_len, grad_ckpt=ckpt,
                 lora_r=meth.lora_r, lora_targets=meth.lora_targets, lora_dropout=meth.lora_dropout,
-                dpo_reference=ref, device_context=gpu.name != "cpu",
+                dpo_reference=ref, device_context=gpu.name != "cpu", attention=job.attention,
             )  # fmt: skip
             mem = peak_memory(m, p, s)
             if f_mem != 1.0:

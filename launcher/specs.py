@@ -134,6 +134,7 @@ class Job:
     optimize: str
     checkpoint_every: int | None
     seed: int
+    attention: str = "sdpa"
     # "<gpu>/<method>" -> {"tokens_per_s": f, "peak_mem": f, "overhead": f} (launcher/calibration.py)
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -389,7 +390,15 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
     if pins.offload == "all" and pins.zero not in (None, 3):
         raise ConfigError(f"offload=all (parameters) needs ZeRO-3, not zero={pins.zero}")
 
+    cap = cfg.get("cost_cap")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or cap <= 0):
+        raise ConfigError(f"cost_cap={cap!r} must be a positive number of dollars (or null)")
+    attention = str(cfg.get("attention") or "sdpa")
+    if attention not in ("sdpa", "eager"):
+        raise ConfigError(f"attention={attention!r} is not sdpa or eager")
+
     return Job(
+        attention=attention,
         model=model,
         data=data,
         method=method,

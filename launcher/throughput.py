@@ -45,7 +45,8 @@ PCIE_GB_S = 20.0  # effective host<->device copy bandwidth, PCIe Gen4 x16 (assum
 
 
 # Fixed cost per decoder layer per pass: kernel launches and Python dispatch of an eager HF layer (~100
-# kernels). Dominates when a micro-step holds few tokens; fitted with the mfu values (Qwen-7B seq 256 row 30).
+# kernels). Dominates when a micro-step holds few tokens (Qwen-7B at seq 256, published_cases.csv row 30);
+# fitted jointly with the mfu values by benchmarks/forecast_accuracy.py --fit (results/forecast_accuracy.json).
 LAYER_PASS_OVERHEAD_S = 1.0e-3
 
 
@@ -66,6 +67,11 @@ def forward_flops_per_token(m: ModelSpec, p: ParamCounts, seq_len: int) -> tuple
     return 2.0 * p.matmul, 2.0 * m.num_hidden_layers * seq_len * m.q_dim
 
 
+def attention_flops_factor(attention: str) -> float:
+    """Eager attention computes the masked half too: twice the causal kernels' work."""
+    return 2.0 if attention == "eager" else 1.0
+
+
 def train_flops_per_token(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
     """FLOPs per trained token, including recompute and DPO's reference pass.
 
@@ -76,6 +82,7 @@ def train_flops_per_token(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
     precomputed reference log-probs cost that forward once, before training, which is the same FLOPs.
     """
     mm, attn = forward_flops_per_token(m, p, s.seq_len)
+    attn *= attention_flops_factor(s.attention)
     if s.method == "full":
         flops = 3 * (mm + attn)
     else:

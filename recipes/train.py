@@ -127,6 +127,7 @@ def load_model(plan: Plan, model_path: str, on_gpu: bool, for_reference: bool = 
         kwargs["dtype"] = torch.bfloat16 if bf16 else torch.float32
     else:  # full: fp32 master weights; bf16 comes from autocast or DeepSpeed
         kwargs["dtype"] = torch.float32
+    kwargs["attn_implementation"] = plan.training.attention  # what the planner's memory model assumed
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     if for_reference:
         model.eval().requires_grad_(False)

@@ -70,6 +70,8 @@ BAD = [
     (["cluster=cloud", "+cluster.prices.h100-sxm=-3"], "non-negative"),
     (["cluster.prices.h100-sxm=3"], "+cluster.prices.h100-sxm=3"),
     (["seq_len=[1,2"], "override_grammar"),
+    (["attention=flash"], "attention='flash' is not sdpa or eager"),
+    (["cost_cap=-1"], "cost_cap"),
     (["method.lora_targets=c_attn"], "lora_targets"),
     (["model.hidden_size=-1"], "hidden_size"),
 ]

@@ -93,3 +93,10 @@ def test_total_includes_context_and_fragmentation():
     b = peak_memory(M7, P7, setup(method="lora"))
     states = b.weights + b.gradients + b.optimizer + b.activations + b.logits + b.buffers
     assert b.total == pytest.approx(states * 1.05 + CUDA_CONTEXT_BYTES)
+
+
+def test_eager_attention_adds_the_score_matrices():
+    sdpa = peak_memory(M7, P7, setup(method="lora", micro_batch=2))
+    eager = peak_memory(M7, P7, setup(method="lora", micro_batch=2, attention="eager"))
+    # 32 layers x 32 heads x 2048^2 x 2 sequences x 4 bytes (scores + softmax, bf16)
+    assert eager.activations - sdpa.activations == 32 * 32 * 2048**2 * 2 * 4

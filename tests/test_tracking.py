@@ -183,3 +183,16 @@ def test_launches_at_once_never_share_a_folder_or_run(tmp_path):
     c = _client(tmp_path)
     for s in states:
         assert s["finished"] and c.get_run(s["run_id"]).info.status == "FINISHED"
+
+
+def test_budget_guard_stop_is_recorded_in_mlflow(tmp_path):
+    # a spending cap far under the plan's cost: the recipe checkpoints and stops after the first step(s)
+    r = run_launch("+budget=5", "cost_cap=0.00002", cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    (run_dir,) = [p.parent for p in tmp_path.glob("runs/*/plan.json")]
+    actuals = json.loads((run_dir / "actuals.json").read_text())
+    assert actuals["stop_reason"] == "budget" and actuals["steps"] < actuals["max_steps"]
+    run = _mlflow_run(tmp_path, run_dir)
+    assert run.data.tags["ftlaunch.status"] == "budget"
+    assert run.data.metrics["actual_steps"] == actuals["steps"]
+    assert any(p.name.startswith("checkpoint-") for p in (run_dir / "checkpoints").iterdir())
