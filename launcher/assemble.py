@@ -20,7 +20,7 @@ def to_plan(job: Job, result: PlanResult, run_dir: str) -> Plan:
     max_steps = max(1, math.ceil(job.data.n_samples * job.epochs / global_batch))
     gpn = min(s.n_gpus, job.cluster.gpus_per_node)
     return Plan(
-        job_name=job_name(job),
+        job_name=job.job_name,
         model=ModelRef(name=m.name, path=m.path, n_params=result.params.total, arch=asdict(m)),
         data=DataRef(
             name=job.data.name,
@@ -87,7 +87,3 @@ def to_plan(job: Job, result: PlanResult, run_dir: str) -> Plan:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         reason=result.reason,
     )
-
-
-def job_name(job: Job) -> str:
-    return f"{job.model.name}-{job.data.name}"

@@ -116,7 +116,7 @@ def _plan_and_run(d: dict) -> None:
             from launcher import slurm
 
             slurm.preflight(job.cluster.partition)
-    run_dir = new_run_dir(d.get("output_root") or "runs", f"{job.model.name}-{job.data.name}")
+    run_dir = new_run_dir(d.get("output_root") or "runs", job.job_name)
     plan = to_plan(job, result, str(run_dir))
     render(result, plan, job.budget, int(d.get("show") or 0), console)
     import yaml
@@ -188,6 +188,8 @@ def _single(argv: list[str]) -> int:
             cfg = compose(config_name="config", overrides=argv)
     except (HydraException, OmegaConfBaseException) as e:
         msg = " ".join(ln.strip() for ln in str(e).splitlines()[:2] if ln.strip())
+        if "Lexer" in msg or "no viable alternative" in msg:
+            msg += " (quote values with spaces or ;: key='a b'; grammar: hydra.cc override_grammar/basic)"
         print(f"error: {msg or type(e).__name__}", file=sys.stderr)
         return EXIT_BAD_INPUT
     plan_and_run(cfg)

@@ -134,6 +134,7 @@ class Job:
     optimize: str
     checkpoint_every: int | None
     seed: int
+    job_name: str = "job"
     attention: str = "sdpa"
     # "<gpu>/<method>" -> {"tokens_per_s": f, "peak_mem": f, "overhead": f} (launcher/calibration.py)
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -398,6 +399,7 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
         raise ConfigError(f"attention={attention!r} is not sdpa or eager")
 
     return Job(
+        job_name=str(cfg.get("job_name") or f"{model.name}-{data.name}"),
         attention=attention,
         model=model,
         data=data,
