@@ -200,8 +200,9 @@ def _key(job: Job):
     return lambda c: (round(c.cost.usd, 2), round(c.cost.hours, 2), c.complexity)
 
 
-def _usd(x: float) -> str:
-    return f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
+def usd(x: float) -> str:
+    """Dollars as people read them: 4 decimals under a cent, none from $100."""
+    return f"${x:.4f}" if x < 0.01 else f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
 
 
 def choose(job: Job) -> PlanResult:
@@ -232,7 +233,7 @@ def choose(job: Job) -> PlanResult:
             if lora_any is None:
                 reason = "low VRAM: LoRA's bf16 base fits on no offered GPU, so QLoRA (4-bit base)"
             else:
-                reason = f"budget tight: cheapest LoRA plan costs {_usd(lora_any.cost.usd)}, so QLoRA"
+                reason = f"budget tight: cheapest LoRA plan costs {usd(lora_any.cost.usd)}, so QLoRA"
             if chosen is None:
                 chosen = best(in_budget, "lora")
                 reason = "QLoRA fits nowhere within budget: LoRA with parameters offloaded to the CPU"
@@ -244,7 +245,7 @@ def choose(job: Job) -> PlanResult:
             else:
                 chosen = lora
                 cheapest_full = best(fitting, "full")
-                why = f"costs {_usd(cheapest_full.cost.usd)}" if cheapest_full else "fits on no offered GPU"
+                why = f"costs {usd(cheapest_full.cost.usd)}" if cheapest_full else "fits on no offered GPU"
                 reason = f"large domain shift, but full fine-tuning {why}: LoRA instead"
         else:
             chosen, reason = lora, "small domain shift, budget allows it: LoRA (brief's default)"
@@ -261,8 +262,8 @@ def choose(job: Job) -> PlanResult:
             )
         else:
             reason = (
-                f"no plan fits the budget of {_usd(budget)}: the cheapest feasible plan is "
-                f"{cheapest.label()} at {_usd(cheapest.cost.usd)}; raise +budget or shrink the job"
+                f"no plan fits the budget of {usd(budget)}: the cheapest feasible plan is "
+                f"{cheapest.label()} at {usd(cheapest.cost.usd)}; raise +budget or shrink the job"
             )
 
     rejected = _alternatives(cands, chosen, budget, key, job)
@@ -308,7 +309,7 @@ def _rejection(pool, chosen, budget, key, job: Job) -> tuple[tuple, Rejected] | 
             c, f"needs {c.peak_gib:.1f} GiB > {c.gpu.memory_gib:g} GiB{margin}"
         )
     if budget is not None and c.cost.usd > budget:
-        return (1, c.cost.usd), Rejected(c, f"over budget by {_usd(c.cost.usd - budget)}")
+        return (1, c.cost.usd), Rejected(c, f"over budget by {usd(c.cost.usd - budget)}")
     if chosen is None:
         return (0, c.cost.usd), Rejected(c, "")
     if c.method != chosen.method:
@@ -316,7 +317,7 @@ def _rejection(pool, chosen, budget, key, job: Job) -> tuple[tuple, Rejected] | 
     elif job.optimize == "time":
         why = f"{c.cost.hours - chosen.cost.hours:+.2f} h slower"
     elif c.cost.usd > chosen.cost.usd:
-        why = f"{_usd(c.cost.usd - chosen.cost.usd)} more"
+        why = f"{usd(c.cost.usd - chosen.cost.usd)} more"
     else:
         why = f"same cost, {c.cost.hours - chosen.cost.hours:+.2f} h"
     return (0, c.cost.usd), Rejected(c, why)

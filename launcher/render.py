@@ -6,11 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from launcher.plan import Plan
-from launcher.planner import METHOD_NAMES, PlanResult
-
-
-def _usd(x: float) -> str:
-    return f"${x:.4f}" if x < 0.01 else f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
+from launcher.planner import METHOD_NAMES, PlanResult, usd
 
 
 def _gib(x: float) -> str:
@@ -53,11 +49,11 @@ def render(result: PlanResult, plan: Plan | None, budget: float | None, show: in
         mem = ", ".join(f"{k} {_gib(v)}" for k, v in f.mem_breakdown_gib.items() if abs(v) >= 0.01)
         t.add_row("memory", f"{_gib(f.peak_mem_gib)} of {c.gpu.memory_gib:g} GiB per GPU  [{mem}]")
         t.add_row("speed", f"{f.tokens_per_s_per_gpu:,.0f} tokens/s per GPU, {f.tokens_total:,.0f} tokens")
-        budget_txt = f" of {_usd(budget)} budget" if budget is not None else ""
+        budget_txt = f" of {usd(budget)} budget" if budget is not None else ""
         t.add_row(
             "cost",
-            f"[bold]{_usd(f.cost_usd)}[/bold]{budget_txt}: {_hours(f.hours)} x {r.n_gpus} GPU x "
-            f"{_usd(r.price_per_gpu_hour)}/GPU-h{' (calibrated)' if f.calibrated else ''}",
+            f"[bold]{usd(f.cost_usd)}[/bold]{budget_txt}: {_hours(f.hours)} x {r.n_gpus} GPU x "
+            f"{usd(r.price_per_gpu_hour)}/GPU-h{' (calibrated)' if f.calibrated else ''}",
         )
     else:
         t.add_row("result", f"[bold red]{result.reason}[/bold red]")
@@ -75,7 +71,7 @@ def render(result: PlanResult, plan: Plan | None, budget: float | None, show: in
             f"{a.peak_gib:.1f}",
             f"{a.tokens_per_s_per_gpu:,.0f}" if a.fits else "-",
             _hours(a.cost.hours) if a.cost else "-",
-            _usd(a.cost.usd) if a.cost else "-",
+            usd(a.cost.usd) if a.cost else "-",
             rj.reason,
         )
     console.print(alt)
