@@ -11,19 +11,11 @@ from pathlib import Path
 import pytest
 
 from launcher.plan import DataRef, Forecast, ModelRef, Plan, Resources, Training, write_plan
+from recipes.assets import TINY_LLAMA
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
-TINY_ARCH = dict(
-    hidden_size=128,
-    intermediate_size=384,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=512,
-    max_position_embeddings=512,
-    tie_word_embeddings=False,
-)
+TINY_ARCH = dict(TINY_LLAMA)  # the shape recipes/assets.py builds (and conf/model/tiny.yaml states)
 DATA = {  # format -> (path, rows)
     "alpaca": ("builtin:arith", 512),
     "messages": ("builtin:arith-messages", 512),
