@@ -133,24 +133,21 @@ def validate_file(path: str | Path, fmt: str) -> int:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: data file not found")
-    n = 0
-    for where, row in _rows(p):
-        err = check_row(row, fmt)
-        if err:
-            raise DataError(f"{where}: {err}")
-        n += 1
-    if n == 0:
-        raise DataError(f"{p}: no rows")
-    return n
+    return _check_all(_rows(p), fmt, str(p))
 
 
 def validate_rows(rows, name: str, fmt: str) -> int:
     """The same checks for a dataset that only load_dataset can read (hub name, folder)."""
+    return _check_all(((f"{name} row {i}", row) for i, row in enumerate(rows, 1)), fmt, name)
+
+
+def _check_all(items, fmt: str, name: str) -> int:
+    """(where, row) pairs -> row count; the first bad row raises DataError naming where it is."""
     n = 0
-    for i, row in enumerate(rows, 1):
+    for where, row in items:
         err = check_row(row, fmt)
         if err:
-            raise DataError(f"{name} row {i}: {err}")
+            raise DataError(f"{where}: {err}")
         n += 1
     if n == 0:
         raise DataError(f"{name}: no rows")

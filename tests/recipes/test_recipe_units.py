@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PY, REPO, build_plan
+from conftest import REPO, build_plan, run_recipe
 
 from launcher.plan import read_plan
 from recipes import assets, checkpoints, data
@@ -116,13 +115,7 @@ def test_malformed_data_exits_2_with_one_line_before_touching_the_run_dir(tmp_pa
     keep = tmp_path / "run" / "metrics.jsonl"
     keep.write_text("earlier run\n")
     before = sorted(p.name for p in (tmp_path / "run").iterdir())
-    proc = subprocess.run(
-        [PY, "-m", "recipes.train", "--plan", str(plan_path)],
-        env=recipe_env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    proc = run_recipe(plan_path, recipe_env)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert f"{bad} line 17: preference row has no 'rejected' field" in proc.stderr
@@ -132,13 +125,7 @@ def test_malformed_data_exits_2_with_one_line_before_touching_the_run_dir(tmp_pa
 
 def test_bad_plan_exits_2(tmp_path, recipe_env):
     plan_path = build_plan(tmp_path / "run", objective="dpo", method="full", dpo_reference="adapter")
-    proc = subprocess.run(
-        [PY, "-m", "recipes.train", "--plan", str(plan_path)],
-        env=recipe_env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    proc = run_recipe(plan_path, recipe_env)
     assert proc.returncode == 2 and "needs method lora or qlora" in proc.stderr
 
 
