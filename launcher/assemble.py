@@ -82,6 +82,8 @@ def to_plan(job: Job, result: PlanResult, run_dir: str) -> Plan:
             "qos": job.cluster.qos,
             "cpus_per_gpu": job.cluster.cpus_per_gpu,
             "mem_per_gpu_gib": job.cluster.mem_per_gpu_gib,
+            **({"gres": job.cluster.gres[c.gpu.name]} if c.gpu.name in job.cluster.gres else {}),
+            **({"max_time_min": job.cluster.max_time_min} if job.cluster.max_time_min else {}),
         },
         run_dir=run_dir,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -14,6 +14,7 @@ from launcher.errors import EXIT_BAD_INPUT, ConfigError
 GROUPS = ("model", "data", "method", "gpu", "cluster")
 _exit_code = 0
 _task_started = False
+_sweep_id: str | None = None  # set for a -m sweep: each of its run folders records it (`launch list` groups)
 
 
 def _fail(msg: str) -> None:
@@ -92,7 +93,16 @@ def _plan_and_run(d: dict) -> None:
     from launcher.rundir import new_run_dir
     from launcher.specs import job_from_config
 
+    if (d.get("cluster") or {}).get("name") == "auto":  # cluster=auto: ask the running Slurm
+        from launcher.clusterconf import resolve_auto
+
+        d["cluster"] = resolve_auto(d["cluster"])
     job = job_from_config(d)
+    budget_note = None
+    if str(d.get("budget_unit") or "usd") != "usd":  # GPU-hours, capped by the Slurm account's allocation
+        from launcher.gpuhours import apply as in_gpu_hours
+
+        job, budget_note = in_gpu_hours(job, d)
     if d.get("calibrate"):
         from launcher.calibration import apply_calibration
 
@@ -100,6 +110,15 @@ def _plan_and_run(d: dict) -> None:
     result = choose(job)
     probe = Console()
     console = Console(width=probe.width if probe.is_terminal else 140, highlight=False)
+    if budget_note:
+        console.print(budget_note)
+    if result.chosen is not None and job.cluster.gres:
+        from launcher.execute import pick_executor
+
+        if pick_executor(str(d.get("executor") or "auto"), job.cluster.executor) == "slurm":
+            from launcher.queueplan import plan_for_queue  # discovered Slurm cluster: ask its queue
+
+            result = plan_for_queue(job, result, console)
     if result.chosen is None:
         render(result, None, job.budget, int(d.get("show") or 0), console)
         raise ConfigError(result.reason)
@@ -122,6 +141,8 @@ def _plan_and_run(d: dict) -> None:
     import yaml
 
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(redact(d), sort_keys=False))
+    if _sweep_id:
+        atomic_write_text(run_dir / "sweep", _sweep_id + "\n")
     write_plan(plan, run_dir / "plan.json")
     console.print(f"plan written to [bold]{run_dir / 'plan.json'}[/bold]")
     if d.get("dry_run"):
@@ -147,6 +168,10 @@ def redact(obj):
 
 def main() -> None:
     argv = sys.argv[1:]
+    if argv and argv[0] in ("status", "list", "logs", "cancel"):  # job lifecycle, not a plan
+        from launcher.jobs import main as jobs_main
+
+        sys.exit(jobs_main(argv))
     try:
         check_overrides(argv)
     except ConfigError as e:
@@ -160,6 +185,12 @@ def main() -> None:
 
     import hydra
 
+    global _sweep_id
+    if "-m" in argv or "--multirun" in argv:
+        import secrets
+        from datetime import datetime
+
+        _sweep_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     app = hydra.main(config_path="pkg://conf", config_name="config", version_base="1.3")(plan_and_run)
     real_stderr, held = sys.stderr, _HeldStderr(sys.stderr)
     sys.stderr = held

@@ -68,7 +68,11 @@ def execute(plan: Plan, run_dir: Path, executor: str, cfg: dict) -> int:
         script = slurm.write_script(plan, env)
         if uri:
             tracking.open_run(plan, uri, str(tcfg.get("experiment") or "ftlaunch"), {"executor": "slurm"})
-        job_id = slurm.submit(plan, script)
+        try:
+            job_id = slurm.submit(plan, script)
+        except ConfigError:
+            slurm.discard(run_dir)
+            raise
         if uri:
             tracking.tag(run_dir, "slurm_job_id", job_id)
         print(f"submitted Slurm job {job_id}; output in {run_dir}/slurm-{job_id}.out")

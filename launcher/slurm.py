@@ -28,6 +28,14 @@ SIGNAL_LEAD_S = 120  # USR1 this long before the limit: time to finish a step an
 SLURM_TIMEOUT_S = 30  # sbatch/scontrol hang while slurmctld is down (../shared/FINDINGS.md)
 
 
+def _timeout() -> float:
+    """FTLAUNCH_SLURM_TIMEOUT_S overrides the bound (tests freeze slurmctld and use a short one)."""
+    try:
+        return float(os.environ.get("FTLAUNCH_SLURM_TIMEOUT_S") or SLURM_TIMEOUT_S)
+    except ValueError:
+        return SLURM_TIMEOUT_S
+
+
 def time_limit(hours: float) -> str:
     minutes = max(10, math.ceil(hours * 60 * TIME_MARGIN + 10))
     d, rem = divmod(minutes, 24 * 60)
@@ -45,6 +53,24 @@ def _checked(value: str | None, what: str) -> str | None:
     return str(value)
 
 
+def _limit(hours: float, max_time_min: int | None) -> str:
+    """The plan's time limit, cut to the partition's MaxTime: then it runs as checkpointed segments (the
+    batch script's USR1 trap checkpoints and requeues; launcher/queueplan.py checks a segment is long enough)."""
+    t = time_limit(hours)
+    if max_time_min:
+        d, hms = t.split("-")
+        h, m, _ = hms.split(":")
+        if int(d) * 1440 + int(h) * 60 + int(m) > int(max_time_min):
+            d2, rem = divmod(int(max_time_min), 1440)
+            return f"{d2}-{rem // 60:02d}:{rem % 60:02d}:00"
+    return t
+
+
+def _mem(gib: float) -> str:
+    mib = math.ceil(gib * 1024)
+    return f"{mib // 1024}G" if mib % 1024 == 0 else f"{mib}M"
+
+
 def directives(plan: Plan) -> list[str]:
     r, c = plan.resources, plan.cluster
     gpus = r.gpus_per_node
@@ -53,8 +79,8 @@ def directives(plan: Plan) -> list[str]:
         f"--nodes={int(r.nodes)}",
         "--ntasks-per-node=1",
         f"--cpus-per-task={int(c.get('cpus_per_gpu') or 8) * gpus}",
-        f"--mem={math.ceil(float(c.get('mem_per_gpu_gib') or 64) * gpus)}G",
-        f"--time={time_limit(plan.forecast.hours)}",
+        f"--mem={_mem(float(c.get('mem_per_gpu_gib') or 64) * gpus)}",
+        f"--time={_limit(plan.forecast.hours, c.get('max_time_min'))}",
         f"--signal=B:USR1@{SIGNAL_LEAD_S}",
         "--requeue",
         "--open-mode=append",
@@ -62,7 +88,9 @@ def directives(plan: Plan) -> list[str]:
     ]
     if r.gpu != "cpu":
         flag = c.get("gpu_flag") or "gres"
-        lines.insert(3, f"--gpus-per-node={gpus}" if flag == "gpus-per-node" else f"--gres=gpu:{gpus}")
+        typ = _checked(c.get("gres"), "gres")  # typed gres (cluster=auto): lands on nodes of the planned GPU
+        gpu = f"{typ}:{gpus}" if typ else str(gpus)
+        lines.insert(3, f"--gpus-per-node={gpu}" if flag == "gpus-per-node" else f"--gres=gpu:{gpu}")
     for key in ("partition", "account", "qos"):
         v = _checked(c.get(key), key)
         if v:
@@ -89,15 +117,25 @@ def render(plan: Plan, env: dict[str, str] | None = None, python: str | None = N
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    t = _timeout()
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=SLURM_TIMEOUT_S)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=t)
     except FileNotFoundError:
         raise ConfigError(f"{cmd[0]} not found: install the Slurm client or use executor=local") from None
     except subprocess.TimeoutExpired:
         raise ConfigError(
-            f"Slurm not reachable: {cmd[0]} gave no answer in {SLURM_TIMEOUT_S} s (is slurmctld up?); "
+            f"Slurm not reachable: {cmd[0]} gave no answer in {t:g} s (is slurmctld up?); "
             "retry later or use executor=local"
         ) from None
+
+
+def run_slurm(cmd: list[str]) -> str:
+    """stdout of a Slurm command under the timeout; a failure is one ConfigError line."""
+    p = _run(cmd)
+    if p.returncode != 0:
+        msg = (p.stderr or p.stdout).strip().splitlines()
+        raise ConfigError(f"{' '.join(cmd[:2])} failed: {msg[-1] if msg else f'exit {p.returncode}'}")
+    return p.stdout
 
 
 def preflight(partition: str | None = None) -> None:
@@ -130,12 +168,29 @@ def submit(plan: Plan, script: Path) -> str:
     p = _run(["sbatch", "--parsable", str(script)])
     if p.returncode != 0:
         msg = (p.stderr or p.stdout).strip().splitlines()
-        raise ConfigError(f"sbatch refused the job: {msg[-1] if msg else 'no message'}")
+        why = (msg[-1] if msg else "no message").replace("sbatch: error: ", "")
+        raise ConfigError(f"sbatch refused the job: {why.replace('Batch job submission failed: ', '')}")
     job_id = p.stdout.strip().split(";")[0]
     if not job_id.isdigit():
         raise ConfigError(f"sbatch answered {p.stdout.strip()!r}, not a job id")
     atomic_write_text(Path(plan.run_dir) / "job_id", job_id + "\n")
     return job_id
+
+
+def discard(run_dir: Path) -> None:
+    """sbatch refused the job: leave no run folder and no MLflow run behind (the error says why)."""
+    import json
+
+    state = Path(run_dir) / "mlflow.json"
+    try:
+        s = json.loads(state.read_text()) if state.exists() else {}
+        if s.get("run_id"):
+            from launcher.tracking import client
+
+            client(s["uri"]).delete_run(s["run_id"])
+    except Exception:  # noqa: BLE001 - best effort; the folder goes regardless
+        pass
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def job_state(job_id: str) -> str:

@@ -77,6 +77,10 @@ class ClusterSpec:
     cpus_per_gpu: int = 8
     mem_per_gpu_gib: float = 64
     prices: dict[str, float] = field(default_factory=dict)
+    gres: dict[str, str] = field(
+        default_factory=dict
+    )  # GPU type -> Slurm gres type (launcher/clusterconf.py)
+    max_time_min: int | None = None  # partition MaxTime; None: no limit
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,8 @@ def cluster_spec(d: dict[str, Any]) -> ClusterSpec:
         cpus_per_gpu=int(d.get("cpus_per_gpu") or 8),
         mem_per_gpu_gib=float(d.get("mem_per_gpu_gib") or 64),
         prices={str(k): float(v) for k, v in prices.items()},
+        gres={str(k): str(v) for k, v in (d.get("gres") or {}).items()},
+        max_time_min=None if d.get("max_time_min") is None else int(d["max_time_min"]),
     )
 
 

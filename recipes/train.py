@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rank, world = setup_env(plan)
     is_main = rank == 0
+    if world > 1:  # which node each rank landed on (Slurm multi-node jobs; `launch logs` shows it)
+        node = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+        print(f"[ftlaunch] node {node} rank {rank}/{world}", flush=True)
     run_dir = Path(plan.run_dir)
 
     import torch

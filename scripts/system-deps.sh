@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the test suite runs for real: Slurm + munge (tests/test_slurm_e2e.py) and chromium
+# Debian packages the test suite runs for real: Slurm + munge + slurmdbd/MariaDB (tests/test_slurm_*.py) and chromium
 # (tests/test_mlflow_ui.py). Installs only what is missing; needs root (CI runs as root).
 set -euo pipefail
 need=()
@@ -7,6 +7,8 @@ command -v slurmctld >/dev/null || need+=(slurmctld)
 command -v slurmd >/dev/null || need+=(slurmd)
 command -v sbatch >/dev/null || need+=(slurm-client)
 command -v munged >/dev/null || need+=(munge)
+command -v slurmdbd >/dev/null || need+=(slurmdbd)          # sacct for `launch status|list` and the tests
+command -v mariadbd >/dev/null || need+=(mariadb-server)
 command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   echo "apt-get install ${need[*]}" >&2

@@ -76,3 +76,30 @@ def quickstart(tmp_path_factory):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (plan,) = d.glob("runs/*/plan.json")
     return d, plan.parent
+
+
+# The local Slurm the Slurm tests share (slurm/local-slurm.sh): nodes n1 (gpu:a100:2) and n2 (gpu:h100:2),
+# fake GPUs, on this host; c1 without GPUs; partitions debug, short (MaxTime 20 min), quick (2 min), cpu; slurmdbd for sacct.
+SLURM_ENV = {
+    "SLURM_LOCAL_NODES": "2",
+    "SLURM_LOCAL_GPUS": "2",
+    "SLURM_LOCAL_CPUS": "4",
+    "SLURM_LOCAL_DBD": "1",
+    "SLURM_LOCAL_GRES_TYPES": "a100 h100",
+}
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """Starts (installing if needed) the local Slurm; in CI a missing Slurm is a failure, never a skip."""
+    r = subprocess.run(["bash", str(REPO / "slurm" / "local-slurm.sh"), "up"], env={**os.environ, **SLURM_ENV},
+                       capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True, timeout=30
+    ).stdout
+    states = dict(line.split() for line in out.splitlines())
+    assert set(states) == {"n1", "n2", "c1"} and all(
+        s in ("idle", "mixed", "allocated") for s in states.values()
+    ), out
+    return states

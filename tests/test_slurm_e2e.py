@@ -1,8 +1,7 @@
-"""Against a REAL single-node Slurm on localhost (slurm/local-slurm.sh: Debian slurm-wlm + munge).
-In CI a missing Slurm is a failure, not a skip: the fixture starts (and if needed installs) it."""
+"""Against a REAL Slurm on localhost (slurm/local-slurm.sh: Debian slurm-wlm + munge + slurmdbd; nodes n1, n2
+on this host). In CI a missing Slurm is a failure, not a skip: the fixture (tests/conftest.py) starts it."""
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -12,18 +11,12 @@ from mlflow.tracking import MlflowClient
 
 from launcher import slurm
 from launcher.plan import read_plan
-from tests.conftest import REPO, run_launch
+from tests.conftest import run_launch
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    env = {**os.environ, "SLURM_LOCAL_GPUS": "2", "SLURM_LOCAL_CPUS": "4"}
-    r = subprocess.run(["bash", str(REPO / "slurm" / "local-slurm.sh"), "up"], env=env, capture_output=True,
-                       text=True, timeout=600)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
-    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30).stdout
-    assert out.strip() in ("idle", "mixed", "allocated"), out
-    return True
+def cluster(slurm_cluster):
+    return slurm_cluster
 
 
 def _wait(job_id: str, states: tuple[str, ...], timeout: float) -> str:
@@ -59,6 +52,15 @@ def test_quickstart_through_sbatch_completes(cluster, tmp_path):
     run = MlflowClient(tracking_uri=state["uri"]).get_run(state["run_id"])
     assert run.data.tags["slurm_job_id"] == job_id and run.info.status == "FINISHED"
     assert run.data.metrics["actual_hours"] > 0
+    # the lifecycle commands on the finished job: by folder name, by job id, and all runs
+    st = run_launch("status", run_dir.name, cwd=tmp_path)
+    assert st.returncode == 0, st.stderr
+    assert f"{job_id}  COMPLETED" in st.stdout and "failure" not in st.stdout
+    assert "predicted" in st.stdout and "tokens_per_s_per_gpu" in st.stdout  # predicted-vs-actual table
+    ls = run_launch("list", cwd=tmp_path)
+    assert ls.returncode == 0 and run_dir.name in ls.stdout and "COMPLETED" in ls.stdout, ls.stdout
+    logs = run_launch("logs", job_id, cwd=tmp_path)
+    assert logs.returncode == 0 and f"[ftlaunch] job {job_id}" in logs.stdout
 
 
 def test_requeue_mid_training_resumes_without_losing_steps(cluster, tmp_path):

@@ -1,0 +1,152 @@
+"""A cluster config (conf/cluster/*.yaml shape) made from what Slurm reports: `launch cluster=auto` uses it
+in memory, `launch-cluster` writes it to conf/cluster/<ClusterName>.yaml for the user to edit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from launcher.errors import EXIT_BAD_INPUT, ConfigError
+from launcher.slurminfo import ClusterInfo, Partition, gpu_name
+
+# Not visible to Slurm: the fabric between nodes. 100 Gb/s per GPU-node / 8 GPUs; an assumption the written
+# YAML flags for editing (conf/cluster/slurm-a100.yaml documents the same key).
+ASSUMED_INTER_NODE_GB_S = 12.5
+
+
+def gpu_partitions(info: ClusterInfo) -> list[Partition]:
+    return [p for p in info.partitions if any(n.n_gpus for n in info.nodes_of(p))]
+
+
+def pick_partition(info: ClusterInfo, name: str | None) -> Partition:
+    if name:
+        part = info.partition(name)
+    else:
+        gp = gpu_partitions(info)
+        if not gp:
+            raise ConfigError(
+                f"Slurm cluster {info.name} has no partition with GPUs (gres gpu): nothing to plan on"
+            )
+        part = next((p for p in gp if p.default), gp[0])
+    if not any(n.n_gpus for n in info.nodes_of(part)):
+        others = ", ".join(p.name for p in gpu_partitions(info)) or "none"
+        raise ConfigError(
+            f"partition {part.name!r} has no GPUs (no gres gpu on {', '.join(part.nodes) or 'any node'}): "
+            f"pick a GPU partition with cluster.partition=... (GPU partitions: {others})"
+        )
+    return part
+
+
+def cluster_config(
+    info: ClusterInfo, partition: str | None = None, mapping: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The conf/cluster dict for one partition: GPU types (catalog names), GPUs/CPUs/memory per node."""
+    part = pick_partition(info, partition)
+    gres: dict[str, str] = {}
+    per_type_nodes: dict[str, int] = {}
+    gpn, cpg, mpg = 0, None, None
+    for n in info.nodes_of(part):
+        for typ, cnt in n.gpus:
+            g = gpu_name(typ or "gpu", f"node {n.name} (gres gpu:{typ + ':' if typ else ''}{cnt})", mapping)
+            if typ:
+                gres[g] = typ
+            per_type_nodes[g] = per_type_nodes.get(g, 0) + 1
+        if n.n_gpus:
+            gpn = max(gpn, n.n_gpus)
+            cpg = min(cpg or 10**9, max(1, n.cpus // n.n_gpus))
+            mpg = min(mpg or 1e18, round(n.mem_mb / 1024 / n.n_gpus, 1))
+    return {
+        "name": info.name,
+        "executor": "slurm",
+        "gpus": sorted(per_type_nodes),
+        "gpus_per_node": gpn,
+        # the most nodes any one GPU type has here (a plan on a type with fewer is caught by `sbatch --test-only`)
+        "max_nodes": max(per_type_nodes.values()),
+        "inter_node_gb_s": ASSUMED_INTER_NODE_GB_S,
+        "partition": part.name,
+        "account": None,
+        "qos": None,
+        "cpus_per_gpu": cpg,
+        "mem_per_gpu_gib": mpg,
+        "prices": {},
+        "gres": gres,
+        "max_time_min": part.max_time_min,
+    }
+
+
+def resolve_auto(cfg: dict[str, Any]) -> dict[str, Any]:
+    """`cluster=auto`: discover now; keep what the user set on the command line (partition, account, ...)."""
+    from launcher import slurminfo
+
+    info = slurminfo.read()
+    out = cluster_config(info, cfg.get("partition"), dict(cfg.get("gres_map") or {}))
+    for k in ("account", "qos", "prices", "inter_node_gb_s", "budget_gpu_hours"):
+        if cfg.get(k) not in (None, {}, ""):
+            out[k] = cfg[k]
+    return out
+
+
+def yaml_text(info: ClusterInfo, cfg: dict[str, Any]) -> str:
+    import yaml
+
+    lines = [
+        f"# Discovered from Slurm cluster {info.name} by `launch-cluster` (scontrol show node/partition). Edit freely.",
+        "# inter_node_gb_s is an assumption (Slurm does not know the fabric): set it to yours.",
+    ]
+    for g, t in cfg["gres"].items():
+        lines.append(
+            f"# gres type {t!r} -> GPU type {g} (launcher/slurminfo.py GRES_TO_GPU; change gpus: if wrong)"
+        )
+    lines.append("# partitions:")
+    for p in info.partitions:
+        gpus = sorted({f"{t or 'gpu'}:{c}" for n in info.nodes_of(p) for t, c in n.gpus})
+        limit = "no limit" if p.max_time_min is None else f"MaxTime {p.max_time_min} min"
+        lines.append(
+            f"#   {p.name}: nodes {','.join(p.nodes) or '-'}; GPUs {' '.join(gpus) or 'none'}; {limit}"
+        )
+    return "\n".join(lines) + "\n" + yaml.safe_dump(cfg, sort_keys=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`launch-cluster`: write conf/cluster/<ClusterName>.yaml from the running Slurm."""
+    from launcher import slurminfo
+    from launcher.plan import atomic_write_text
+
+    ap = argparse.ArgumentParser(prog="launch-cluster", description=main.__doc__)
+    ap.add_argument("--partition", help="GPU partition to plan on (default: the default one with GPUs)")
+    ap.add_argument("--map", action="append", default=[], metavar="GRES=GPU",
+                    help="map a gres type to a GPU type of conf/gpu, e.g. --map a100_40g=a100-40gb")  # fmt: skip
+    ap.add_argument("--out", type=Path, help="folder to write into (default: the installed conf/cluster)")
+    ap.add_argument("--print", action="store_true", help="print the YAML instead of writing it")
+    args = ap.parse_args(argv)
+    try:
+        mapping = {}
+        for m in args.map:
+            k, sep, v = m.partition("=")
+            if not sep or not k or not v:
+                raise ConfigError(f"--map {m!r} is not GRES=GPU, e.g. --map a100_40g=a100-40gb")
+            mapping[k] = v
+        info = slurminfo.read()
+        cfg = cluster_config(info, args.partition, mapping)
+        text = yaml_text(info, cfg)
+        if args.print:
+            print(text, end="")
+            return 0
+        out = args.out or Path(str(resources.files("conf").joinpath("cluster")))
+        path = out / f"{cfg['name']}.yaml"
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(
+        f"wrote {path}: {', '.join(cfg['gpus'])} on partition {cfg['partition']}; plan with `launch cluster={cfg['name']}`"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""`launch status [RUN] | list | logs RUN [-f] | cancel RUN`: submitted jobs, the way submitit users expect.
+
+A RUN is a run folder (path), its name under output_root (or a unique prefix), or its Slurm job id. State
+comes from sacct (slurmdbd), or squeue/scontrol when accounting is off; every Slurm call is under the
+timeout of launcher/slurm.py. A finished job's outcome is classified once (launcher/outcome.py), written to
+run_dir/outcome.json and to its MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher import outcome
+from launcher.errors import EXIT_BAD_INPUT, ConfigError
+
+COMMANDS = ("status", "list", "logs", "cancel")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    state: str  # first word of sacct State: PENDING, RUNNING, COMPLETED, CANCELLED, OUT_OF_MEMORY, ...
+    exit_code: str = ""
+    derived_exit_code: str = ""
+    elapsed: str = ""
+    nodes: str = ""
+    restarts: int = 0
+
+
+def job_id_of(run_dir: Path) -> str | None:
+    f = run_dir / "job_id"
+    return f.read_text().strip() if f.exists() else None
+
+
+def runs(root: Path) -> list[Path]:
+    """Run folders under root, oldest first (names carry the launch time)."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if (p / "plan.json").is_file()]
+    return sorted(found, key=lambda p: ((p / "plan.json").stat().st_mtime, p.name))
+
+
+def find_run(ref: str, root: Path) -> Path:
+    p = Path(ref)
+    if (p / "plan.json").is_file():
+        return p.resolve()
+    all_runs = runs(root)
+    if ref.isdigit():
+        hits = [r for r in all_runs if job_id_of(r) == ref]
+    else:
+        hits = [r for r in all_runs if r.name == ref] or [r for r in all_runs if r.name.startswith(ref)]
+    if len(hits) == 1:
+        return hits[0].resolve()
+    if not hits:
+        raise ConfigError(
+            f"no run {ref!r} under {root}/: give a run folder, its name or its Slurm job id (see `launch list`)"
+        )
+    raise ConfigError(f"{ref!r} matches {len(hits)} runs under {root}/: give more of the name")
+
+
+def query(job_ids: list[str]) -> dict[str, JobInfo]:
+    """State of the jobs: sacct when accounting answers, else squeue + scontrol (finished jobs kept MinJobAge)."""
+    from launcher.slurm import run_slurm
+
+    if not job_ids:
+        return {}
+    fields = "JobID,State,ExitCode,DerivedExitCode,Elapsed,NodeList"
+    out: dict[str, JobInfo] = {}
+    try:
+        text = run_slurm(["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids), "-o", fields])
+        for line in text.splitlines():
+            f = line.split("|")
+            if len(f) >= 6 and f[0] in job_ids:
+                out[f[0]] = JobInfo(f[0], f[1].split()[0] if f[1] else "UNKNOWN", f[2], f[3], f[4], f[5])
+    except ConfigError as e:
+        if "not reachable" in str(e):  # hanging: scontrol would hang too
+            raise
+    for jid in job_ids:  # sacct lags a few seconds behind a submission; scontrol knows at once
+        if jid in out and out[jid].state not in ("PENDING", "REQUEUED"):
+            continue
+        try:
+            text = run_slurm(["scontrol", "show", "job", "-o", jid])
+        except ConfigError as e:
+            if "Invalid job id" in str(e):
+                continue
+            raise
+        from launcher.slurminfo import parse_kv
+
+        d = parse_kv(text.splitlines()[0]) if text.strip() else {}
+        if d.get("JobState"):
+            out[jid] = JobInfo(jid, d["JobState"], d.get("ExitCode", ""), d.get("DerivedExitCode", ""),
+                               d.get("RunTime", ""), d.get("NodeList", ""), int(d.get("Restarts") or 0))  # fmt: skip
+    return out
+
+
+def _plan_label(run_dir: Path) -> str:
+    try:
+        p = json.loads((run_dir / "plan.json").read_text())
+        r, t = p["resources"], p["training"]
+        return f"{t['method']} {r['n_gpus']}x{r['gpu']}" + (f" {r['nodes']} nodes" if r["nodes"] > 1 else "")
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
+def _sweep(run_dir: Path) -> str:
+    f = run_dir / "sweep"
+    return f.read_text().strip() if f.exists() else "-"
+
+
+def cmd_list(root: Path) -> int:
+    rs = runs(root)
+    if not rs:
+        print(f"no runs under {root}/")
+        return 0
+    ids = [j for j in (job_id_of(r) for r in rs) if j]
+    states = query(ids)
+    rows = []
+    for r in rs:
+        jid = job_id_of(r)
+        st = _state_word(r, states.get(jid) if jid else None, jid)
+        rows.append((r.name, jid or "-", st, _plan_label(r), _sweep(r)))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER)]
+    for row in (HEADER, *rows):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+HEADER = ("RUN", "JOB", "STATE", "PLAN", "SWEEP")
+
+
+def _state_word(run_dir: Path, info: JobInfo | None, jid: str | None) -> str:
+    if jid is None:
+        return "local" if (run_dir / "train.log").exists() else "planned"
+    if info is None:
+        return "UNKNOWN"
+    o = outcome.classify(info.state, info.exit_code, info.derived_exit_code, _log_tail(run_dir, jid))
+    return info.state if o is None or o == info.state else f"{info.state} ({o})"
+
+
+def _log(run_dir: Path, jid: str) -> Path:
+    return run_dir / f"slurm-{jid}.out"
+
+
+def _log_tail(run_dir: Path, jid: str, n: int = 64 * 1024) -> str:
+    f = _log(run_dir, jid)
+    if not f.exists():
+        return ""
+    with open(f, "rb") as fh:
+        fh.seek(max(0, f.stat().st_size - n))
+        return fh.read().decode(errors="replace")
+
+
+def cmd_status(run_dir: Path) -> int:
+    jid = job_id_of(run_dir)
+    print(f"run      {run_dir.name}  ({run_dir})")
+    print(f"plan     {_plan_label(run_dir)}")
+    if jid is None:
+        print("job      none (not submitted to Slurm)")
+        return 0
+    info = query([jid]).get(jid)
+    if info is None:
+        print(f"job      {jid}  unknown to Slurm (older than MinJobAge and no accounting)")
+        return 0
+    print(f"job      {jid}  {info.state}  elapsed {info.elapsed or '-'}  nodes {info.nodes or '-'}"
+          f"  exit {info.exit_code or '-'}" + (f"  restarts {info.restarts}" if info.restarts else ""))  # fmt: skip
+    print(f"log      {_log(run_dir, jid)}")
+    if info.state in outcome.TERMINAL:
+        o = outcome.record(
+            run_dir, info.state, info.exit_code, info.derived_exit_code, _log_tail(run_dir, jid)
+        )
+        if o.kind != "COMPLETED":
+            print(f"failure  {o.kind}: {o.detail}")
+        show_comparison(run_dir)
+    return 0
+
+
+def show_comparison(run_dir: Path) -> None:
+    """Predicted vs actual for a finished run (launcher/summary.py will own this table)."""
+    from launcher.compare import pairs
+    from launcher.plan import read_plan
+
+    f = run_dir / "actuals.json"
+    if not f.exists():
+        return
+    rows = pairs(read_plan(run_dir / "plan.json"), json.loads(f.read_text()))
+    if not rows:
+        return
+    print(f"{'':22}{'predicted':>12}{'actual':>12}{'error':>9}")
+    for k, (actual, predicted) in rows.items():
+        err = f"{(actual - predicted) / predicted * 100:+.0f}%" if predicted else "-"
+        print(f"{k:22}{predicted:>12.4g}{actual:>12.4g}{err:>9}")
+
+
+def cmd_logs(run_dir: Path, follow: bool, poll_s: float = 1.0) -> int:
+    jid = job_id_of(run_dir)
+    if jid is None:
+        f = run_dir / "train.log"
+        if not f.exists():
+            raise ConfigError(f"run {run_dir.name} has no log: it was only planned (dry_run)")
+        sys.stdout.write(f.read_text(errors="replace"))
+        return 0
+    f = _log(run_dir, jid)
+    pos = 0
+    while True:
+        if f.exists():
+            with open(f, "rb") as fh:
+                fh.seek(pos)
+                chunk = fh.read()
+                pos += len(chunk)
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+        if not follow:
+            if not f.exists():
+                print(f"(no output yet: job {jid} has not started writing {f.name})")
+            return 0
+        info = query([jid]).get(jid)
+        if info is None or info.state in outcome.TERMINAL:
+            if f.exists() and f.stat().st_size > pos:
+                continue  # the last lines written before the end
+            return 0
+        time.sleep(poll_s)
+
+
+def cmd_cancel(run_dir: Path) -> int:
+    from launcher.slurm import run_slurm
+
+    jid = job_id_of(run_dir)
+    if jid is None:
+        raise ConfigError(f"run {run_dir.name} was not submitted to Slurm: nothing to cancel")
+    info = query([jid]).get(jid)
+    if info is not None and info.state in outcome.TERMINAL:
+        print(f"job {jid} already {info.state}: nothing to cancel")
+        return 0
+    run_slurm(["scancel", jid])
+    outcome.record(run_dir, "CANCELLED", "0:15", "", "")
+    print(f"cancelled Slurm job {jid} ({run_dir.name})")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="launch", description="Submitted jobs: status, list, logs, cancel.")
+    ap.add_argument("command", choices=COMMANDS)
+    ap.add_argument("run", nargs="?", help="run folder, its name under --root, or the Slurm job id")
+    ap.add_argument("-f", "--follow", action="store_true", help="logs: keep printing until the job ends")
+    ap.add_argument("--root", default="runs", help="output_root the runs were launched with (default runs)")
+    args = ap.parse_args(argv)
+    root = Path(args.root)
+    try:
+        if args.command == "list" or (args.command == "status" and not args.run):
+            return cmd_list(root)
+        if not args.run:
+            raise ConfigError(
+                f"launch {args.command} needs a RUN: a run folder, its name, or its Slurm job id"
+            )
+        run_dir = find_run(args.run, root)
+        if args.command == "status":
+            return cmd_status(run_dir)
+        if args.command == "logs":
+            return cmd_logs(run_dir, args.follow)
+        return cmd_cancel(run_dir)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130

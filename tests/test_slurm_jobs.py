@@ -1,0 +1,149 @@
+"""Job lifecycle against the REAL local Slurm (tests/conftest.py slurm_cluster, with slurmdbd): cancel, an
+out-of-memory kill, sbatch refusing a job, and a plan over two real slurmd nodes (n1, n2) through the rendered
+sbatch with a requeue mid-run. Training runs on CPU (gloo); the 'GPUs' of the nodes are fake gres."""
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from launcher import slurm
+from launcher.plan import read_plan
+from tests.conftest import run_launch
+
+LONG = ("+budget=5", "executor=slurm", "data.n_samples=1600", "global_batch=16")
+
+
+def _wait(job_id: str, states: tuple[str, ...], timeout: float) -> str:
+    deadline = time.time() + timeout
+    st = ""
+    while time.time() < deadline:
+        st = slurm.job_state(job_id)
+        if st in states:
+            return st
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} still {st} after {timeout} s")
+
+
+def _submitted(d: Path) -> tuple[Path, str]:
+    (plan,) = d.glob("runs/*/plan.json")
+    return plan.parent, (plan.parent / "job_id").read_text().strip()
+
+
+def _mlflow_run(run_dir: Path):
+    state = json.loads((run_dir / "mlflow.json").read_text())
+    return MlflowClient(tracking_uri=state["uri"]).get_run(state["run_id"])
+
+
+def _metric_lines(run_dir: Path, n: int, timeout: float = 300) -> int:
+    f = run_dir / "metrics.jsonl"
+    deadline = time.time() + timeout
+    while time.time() < deadline and (not f.exists() or len(f.read_text().splitlines()) < n):
+        time.sleep(0.2)
+    return json.loads(f.read_text().splitlines()[-1])["step"]
+
+
+def test_cancel_is_classified_and_closes_the_mlflow_run(slurm_cluster, tmp_path):
+    r = run_launch(*LONG, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    run_dir, job_id = _submitted(tmp_path)
+    _wait(job_id, ("RUNNING",), 300)
+    c = run_launch("cancel", run_dir.name, cwd=tmp_path)
+    assert c.returncode == 0 and f"cancelled Slurm job {job_id}" in c.stdout, c.stderr
+    assert _wait(job_id, ("CANCELLED",), 120) == "CANCELLED"
+    st = run_launch("status", job_id, cwd=tmp_path)
+    assert st.returncode == 0 and "failure  CANCELLED" in st.stdout, st.stdout
+    run = _mlflow_run(run_dir)
+    assert run.info.status == "KILLED" and run.data.tags["ftlaunch.outcome"] == "CANCELLED"
+    again = run_launch("cancel", job_id, cwd=tmp_path)
+    assert again.returncode == 0 and "already CANCELLED" in again.stdout
+
+
+def test_out_of_memory_is_classified_and_becomes_a_calibration_point(slurm_cluster, tmp_path):
+    """--mem of 0.3 GiB per 'GPU' (here the CPU process): slurmstepd kills the step (OverMemoryKill)."""
+    r = run_launch(*LONG, "cluster.mem_per_gpu_gib=0.3", cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    run_dir, job_id = _submitted(tmp_path)
+    assert "#SBATCH --mem=308M" in (run_dir / "job.sbatch").read_text()
+    _wait(job_id, ("COMPLETED", "FAILED", "OUT_OF_MEMORY", "CANCELLED"), 300)
+    time.sleep(2)  # sacct gets the final record from slurmctld
+    st = run_launch("status", run_dir.name, cwd=tmp_path)
+    assert st.returncode == 0 and "failure  OOM: predicted" in st.stdout and "ran out" in st.stdout, (
+        st.stdout + (run_dir / f"slurm-{job_id}.out").read_text()[-2000:]
+    )
+    plan = read_plan(run_dir / "plan.json")
+    (point,) = [json.loads(x) for x in (tmp_path / "runs" / "oom_points.jsonl").read_text().splitlines()]
+    assert point["predicted_peak_mem_gib"] == plan.forecast.peak_mem_gib and point["ran_out_at_gib"] == 0.3
+    run = _mlflow_run(run_dir)
+    assert run.info.status == "FAILED" and run.data.tags["ftlaunch.outcome"] == "OOM"
+    assert run.data.metrics["oom_predicted_peak_mem_gib"] == plan.forecast.peak_mem_gib
+    ls = run_launch("list", cwd=tmp_path)
+    assert "(OOM)" in ls.stdout, ls.stdout
+
+
+def test_sbatch_refusal_leaves_no_run_folder_and_no_mlflow_run(slurm_cluster, tmp_path):
+    """Three nodes asked of a partition with two: sbatch refuses; nothing stays behind."""
+    r = run_launch(
+        "+budget=5", "executor=slurm", "cluster.max_nodes=3", "n_gpus=3", cwd=tmp_path, timeout=120
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if " INFO mlflow" not in ln]  # MLflow's own DB-creation log
+    assert errors == ["error: sbatch refused the job: Node count specification invalid"], r.stderr
+    assert list((tmp_path / "runs").iterdir()) == []
+    c = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = c.get_experiment_by_name("ftlaunch")
+    assert exp is None or c.search_runs([exp.experiment_id]) == []
+
+
+def test_two_node_plan_trains_across_n1_n2_and_resumes_after_requeue(slurm_cluster, tmp_path):
+    """The rendered sbatch on 2 real slurmd nodes: one torchrun per node, c10d rendezvous on n1, gloo; a
+    requeue mid-run restarts both from the same checkpoint into the same MLflow run."""
+    every = 4
+    r = run_launch("+budget=5", "executor=slurm", "data.n_samples=640", "global_batch=16", "cluster.max_nodes=2",
+                   "n_gpus=2", f"checkpoint_every={every}", cwd=tmp_path, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    run_dir, job_id = _submitted(tmp_path)
+    plan = read_plan(run_dir / "plan.json")
+    assert plan.resources.nodes == 2 and plan.training.max_steps == 40
+    assert "#SBATCH --nodes=2" in (run_dir / "job.sbatch").read_text()
+    _wait(job_id, ("RUNNING",), 300)
+    step_at_requeue = _metric_lines(run_dir, 9)
+    assert step_at_requeue < plan.training.max_steps
+    subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
+    log = run_dir / f"slurm-{job_id}.out"
+    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 900) == "COMPLETED", log.read_text()[-3000:]
+    text = log.read_text()
+    assert text.count("[ftlaunch] job") >= 2
+    # both segments ran one rank per node: world size 2 over n1 and n2
+    for seg in text.split("[ftlaunch] job")[1:]:
+        assert "node n1 rank" in seg and "node n2 rank" in seg, seg[-2000:]
+    actuals = json.loads((run_dir / "actuals.json").read_text())
+    assert actuals["steps"] == plan.training.max_steps and actuals["segments"] >= 2
+    resumed = int(str(actuals["resumed_from"]).rstrip("/").split("-")[-1])
+    assert step_at_requeue - every <= resumed <= step_at_requeue
+    acct = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "NodeList,State"], capture_output=True,
+                          text=True, timeout=30).stdout  # fmt: skip
+    assert "n[1-2]|COMPLETED" in acct, acct
+    state = json.loads((run_dir / "mlflow.json").read_text())
+    c = MlflowClient(tracking_uri=state["uri"])
+    steps = {m.step for m in c.get_metric_history(state["run_id"], "loss")}
+    assert steps == set(range(1, plan.training.max_steps + 1))
+    assert c.get_run(state["run_id"]).info.status == "FINISHED"
+
+
+def test_sweep_submits_one_job_per_plan_and_list_shows_them_together(slurm_cluster, tmp_path):
+    r = run_launch("-m", *LONG, "global_batch=16,32", cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.stderr
+    dirs = sorted(p.parent for p in tmp_path.glob("runs/*/plan.json"))
+    assert len(dirs) == 2
+    jobs = [(d / "job_id").read_text().strip() for d in dirs]
+    (sweep,) = {(d / "sweep").read_text().strip() for d in dirs}
+    ls = run_launch("list", cwd=tmp_path)
+    rows = [ln for ln in ls.stdout.splitlines() if sweep in ln]
+    assert len(rows) == 2 and {ln.split()[1] for ln in rows} == set(jobs), ls.stdout
+    for d in dirs:
+        assert run_launch("cancel", d.name, cwd=tmp_path).returncode == 0
+    for j in jobs:
+        assert _wait(j, ("CANCELLED", "COMPLETED"), 120)
