@@ -45,6 +45,23 @@ def fit(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"version": 1, "factors": out}
 
 
+def oom_records(root: Path) -> list[dict[str, Any]]:
+    """Out-of-memory jobs (<output_root>/oom_points.jsonl, written by `launch status`): the run needed at least
+    the memory it ran out at, so ran_out / predicted is a peak_mem ratio (a lower bound; counted only above 1,
+    where it says the forecast was low)."""
+    f = Path(root) / "oom_points.jsonl"
+    out = []
+    for line in f.read_text().splitlines() if f.exists() else []:
+        try:
+            p = json.loads(line)
+            ratio = float(p["ran_out_at_gib"]) / float(p["predicted_peak_mem_gib"])
+        except (ValueError, KeyError, TypeError, ZeroDivisionError):
+            continue
+        if ratio > 1 and p.get("gpu") and p.get("method"):
+            out.append({"gpu": p["gpu"], "method": p["method"], "peak_mem": ratio})
+    return out
+
+
 def write(path: Path, data: dict[str, Any]) -> None:
     from launcher.plan import atomic_write_text
 

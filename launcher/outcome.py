@@ -55,11 +55,11 @@ def classify(state: str, exit_code: str = "", derived: str = "", log: str = "") 
     return "FAILED"
 
 
-def _detail(kind: str, state: str, exit_code: str, derived: str, run_dir: Path) -> str:
+def _detail(kind: str, state: str, exit_code: str, derived: str, run_dir: Path, log: str = "") -> str:
     if kind == "OOM":
         pred = _predicted_peak(run_dir)
-        limit = _mem_limit_gib(run_dir)
-        return (f"predicted {pred:.3g} GiB per GPU, ran out" + (f" (job memory {limit:.3g} GiB per GPU)" if limit else "")
+        limit = _mem_limit_gib(run_dir, log)
+        return (f"predicted {pred:.3g} GiB per GPU, ran out" + (f" at {limit:.3g} GiB per GPU" if limit else "")
                 + "; a calibration point for the memory forecast")  # fmt: skip
     if kind == "TIMEOUT":
         return "hit the time limit: the plan's hours were too low, or it needs checkpointed segments"
@@ -85,8 +85,20 @@ def _predicted_peak(run_dir: Path) -> float:
     return float(_plan(run_dir).get("forecast", {}).get("peak_mem_gib") or 0.0)
 
 
-def _mem_limit_gib(run_dir: Path) -> float | None:
-    v = _plan(run_dir).get("cluster", {}).get("mem_per_gpu_gib")
+_GPU_OOM = re.compile(r"CUDA out of memory|OutOfMemoryError", re.I)
+
+
+def _mem_limit_gib(run_dir: Path, log: str = "") -> float | None:
+    """What it ran out of: the GPU's memory for a CUDA OOM, else the job's --mem per GPU (host memory)."""
+    plan = _plan(run_dir)
+    gpu = plan.get("resources", {}).get("gpu")
+    if gpu and gpu != "cpu" and _GPU_OOM.search(log or ""):
+        from launcher.specs import gpu_catalog
+
+        mem = gpu_catalog().get(gpu, {}).get("memory_gib")
+        if mem:
+            return float(mem)
+    v = plan.get("cluster", {}).get("mem_per_gpu_gib")
     return float(v) if v else None
 
 
@@ -102,21 +114,24 @@ def record(run_dir: Path, state: str, exit_code: str, derived: str, log: str) ->
             pass
     kind = classify(state, exit_code, derived, log) or "FAILED"
     o = Outcome(
-        kind, state.split()[0] if state else "", exit_code, _detail(kind, state, exit_code, derived, run_dir)
+        kind,
+        state.split()[0] if state else "",
+        exit_code,
+        _detail(kind, state, exit_code, derived, run_dir, log),
     )
     atomic_write_text(f, json.dumps(asdict(o), indent=2) + "\n")
     if kind == "OOM":
         plan = _plan(run_dir)
         point = {"run": run_dir.name, "gpu": plan.get("resources", {}).get("gpu"),
                  "method": plan.get("training", {}).get("method"), "predicted_peak_mem_gib": _predicted_peak(run_dir),
-                 "ran_out_at_gib": _mem_limit_gib(run_dir)}  # fmt: skip
+                 "ran_out_at_gib": _mem_limit_gib(run_dir, log)}  # fmt: skip
         with open(run_dir.parent / OOM_POINTS, "a") as fh:
             fh.write(json.dumps(point) + "\n")
-    _to_mlflow(run_dir, o)
+    _to_mlflow(run_dir, o, _mem_limit_gib(run_dir, log))
     return o
 
 
-def _to_mlflow(run_dir: Path, o: Outcome) -> bool:
+def _to_mlflow(run_dir: Path, o: Outcome, ran_out_at: float | None) -> bool:
     """Tags + terminal status on the run's MLflow run; False (kept in outcome.json) when MLflow is away."""
     s_file = run_dir / "mlflow.json"
     if not s_file.exists():
@@ -135,9 +150,8 @@ def _to_mlflow(run_dir: Path, o: Outcome) -> bool:
             c.set_tag(s["run_id"], "ftlaunch.failure", f"{o.kind}: {o.detail}")
             if o.kind == "OOM":
                 c.log_metric(s["run_id"], "oom_predicted_peak_mem_gib", _predicted_peak(run_dir))
-                lim = _mem_limit_gib(run_dir)
-                if lim:
-                    c.log_metric(s["run_id"], "oom_ran_out_at_gib", lim)
+                if ran_out_at:
+                    c.log_metric(s["run_id"], "oom_ran_out_at_gib", ran_out_at)
             c.set_terminated(s["run_id"], status="KILLED" if o.kind == "CANCELLED" else "FAILED")
         return True
     except Exception:  # noqa: BLE001 - tracking is best effort; outcome.json holds it

@@ -172,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             c.log_artifact(run.info.run_id, str(path))
             c.set_terminated(run.info.run_id)
         if args.calibrate:
-            data = calibration.fit(calibration_records([r for r in rows if r["actual"]["hours"]]))
+            recs = calibration_records([r for r in rows if r["actual"]["hours"]])
+            recs += calibration.oom_records(args.calibrate.parent)  # jobs that ran out (launcher/outcome.py)
+            data = calibration.fit(recs)
             if not data["factors"]:
                 raise ConfigError("no finished run has actuals to calibrate from: run a job to the end first")
             calibration.write(args.calibrate, data)
