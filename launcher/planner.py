@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from itertools import zip_longest
 
 from launcher import cost as costs
+from launcher import workload
 from launcher.memory import GiB, MemoryBreakdown, Setup, peak_memory
 from launcher.params import ParamCounts, count_params
 from launcher.specs import DEFAULT_LR, METHODS, GpuSpec, Job
@@ -159,8 +160,9 @@ def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
     m, meth = job.model, job.method
     p = count_params(m, meth.lora_r, meth.lora_targets)
     objective = objective_of(job)
-    tokens_total = costs.workload_tokens(job.data.tokens_per_sample, job.data.n_samples, job.epochs)
-    steps = costs.optimizer_steps(job.data.n_samples, job.epochs, job.global_batch)
+    wl = workload.of(job, objective)  # rows and tokens the recipe really processes (padding, packing)
+    tokens_total = costs.workload_tokens(wl.tokens_per_row, wl.rows, job.epochs)
+    steps = costs.optimizer_steps(wl.rows, job.epochs, job.global_batch)
     mbs = (job.pins.micro_batch,) if job.pins.micro_batch else MICRO_BATCHES
     out: list[Candidate] = []
     for method, gpu, n, (z, off_opt, off_par), ref, ckpt in _shapes(job, objective):
@@ -183,8 +185,11 @@ def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
                 out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
                 break  # larger micro-batches need more memory still
             accum = max(1, math.ceil(job.global_batch / (mb * n)))
-            st = step_time(m, p, s, gpu, job.cluster, accum)
-            tps = tokens_per_s_per_gpu(st, s) * f_tps
+            # Priced at the length the micro-step is padded to; tokens/s counts trained tokens only.
+            pad_len, useful = wl.speed(mb)
+            s_run = s if pad_len == s.seq_len else replace(s, seq_len=pad_len)
+            st = step_time(m, p, s_run, gpu, job.cluster, accum)
+            tps = tokens_per_s_per_gpu(st, s_run) * useful * f_tps
             step_s = tokens_total / steps / (tps * n)
             every = job.checkpoint_every or max(1, min(steps, round(CHECKPOINT_TARGET_S / step_s)))
             c = costs.estimate(tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps, 2.0 * p.total,
