@@ -171,17 +171,21 @@ def evaluate(job: Job, prune: bool = True) -> tuple[list[Candidate], ParamCounts
     shapes = list(_shapes(job, objective))
     order: list[tuple[float, int]] = []
     bounds = {}
+    fpt: dict[tuple, float] = {}
+
+    def bound(shape, mb: int) -> tuple[float, float]:
+        # Padding grows with the micro-batch, so this bound only grows with mb (launcher/prune.py).
+        method, gpu, n, (z, off_opt, off_par), ref, ckpt = shape
+        pad, useful = wl.speed(mb)
+        if (method, ckpt, mb) not in fpt:
+            s0 = _setup(job, objective, method, n, z, off_opt, off_par, mb, ref, ckpt, gpu)
+            fpt[method, ckpt, mb] = prune_.flops_per_token(m, p, s0, pad)
+        cal = job.calibration.get(f"{gpu.name}/{method}", {})
+        work = tokens_total / useful * fpt[method, ckpt, mb]  # FLOPs over the tokens processed, padding too
+        return prune_.bound(p, gpu, n, work, cal.get("tokens_per_s", 1.0), cal.get("overhead", 1.0))
+
     if prune:
-        pad0, useful0 = wl.speed(mbs[0])
-        processed = tokens_total / useful0  # tokens the smallest micro-batch processes, padding included
-        fpt: dict[tuple, float] = {}
-        for i, (method, gpu, n, (z, off_opt, off_par), ref, ckpt) in enumerate(shapes):
-            if (method, ckpt) not in fpt:
-                s0 = _setup(job, objective, method, n, z, off_opt, off_par, mbs[0], ref, ckpt, gpu)
-                fpt[method, ckpt] = prune_.flops_per_token(m, p, s0, pad0)
-            cal = job.calibration.get(f"{gpu.name}/{method}", {})
-            bounds[i] = prune_.bound(p, gpu, n, processed * fpt[method, ckpt], cal.get("tokens_per_s", 1.0),
-                                     cal.get("overhead", 1.0))  # fmt: skip
+        bounds = {i: bound(shape, mbs[0]) for i, shape in enumerate(shapes)}
         k = 0 if job.optimize == "time" else 1
         order = sorted((bounds[i][k], i) for i in bounds)
     else:
@@ -198,7 +202,13 @@ def evaluate(job: Job, prune: bool = True) -> tuple[list[Candidate], ParamCounts
         # Checkpointing only adds work (recompute: more FLOPs, passes and traffic, so a slower micro-step
         # at the same memory layout); with it on, only micro-batches too big without it can win.
         skip = twin_fit.get(twin, 0) if prune and ckpt else 0
-        cands = _evaluate_shape(job, m, p, wl, tokens_total, steps, mbs, objective, shapes[i], skip)
+        inc = best.get(g)
+        stop = (
+            (lambda mb, sh=shapes[i], inc=inc: prune_.beaten(job, bound(sh, mb), inc))
+            if prune and inc
+            else None
+        )
+        cands = _evaluate_shape(job, m, p, wl, tokens_total, steps, mbs, objective, shapes[i], skip, stop)
         if not ckpt:
             twin_fit[twin] = max((c.setup.micro_batch for c in cands if c.fits), default=0)
         found.append((i, cands))
@@ -221,10 +231,10 @@ def _setup(job: Job, objective, method, n, z, off_opt, off_par, mb, ref, ckpt, g
 
 
 def _evaluate_shape(
-    job: Job, m, p, wl, tokens_total, steps, mbs, objective, shape, skip=0
+    job: Job, m, p, wl, tokens_total, steps, mbs, objective, shape, skip=0, stop=None
 ) -> list[Candidate]:
     """One shape's candidates over micro-batch sizes (those above `skip`), stopping at the first that does
-    not fit."""
+    not fit, or from which on `stop(mb)` says no larger micro-batch can win."""
     method, gpu, n, (z, off_opt, off_par), ref, ckpt = shape
     ckpt_bytes = 16.0 * (p.total if method == "full" else p.lora)  # weights + Adam state, fp32
     cal = job.calibration.get(f"{gpu.name}/{method}", {})
@@ -235,6 +245,8 @@ def _evaluate_shape(
             break  # a micro-step may not exceed the global batch
         if mb <= skip:
             continue
+        if stop is not None and wl.counts is not None and stop(mb):
+            break
         s = _setup(job, objective, method, n, z, off_opt, off_par, mb, ref, ckpt, gpu)
         mem = peak_memory(m, p, s)
         if f_mem != 1.0:
@@ -300,6 +312,10 @@ def choose(job: Job, prune: bool = True) -> PlanResult:
             if chosen is None:
                 chosen = best(in_budget, "lora")
                 reason = "QLoRA fits nowhere within budget: LoRA with parameters offloaded to the CPU"
+            if chosen is None and best(in_budget, "full") is not None:
+                # Neither adapter fits (e.g. activations without checkpointing) while sharded full FT does.
+                chosen = best(in_budget, "full")
+                reason = "neither LoRA nor QLoRA fits on the offered GPUs: full fine-tuning, sharded"
         elif job.domain_shift == "large":
             full = best([c for c in in_budget if c.setup.zero == 3 or c.setup.n_gpus == 1], "full")
             full = full or best(in_budget, "full")

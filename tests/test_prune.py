@@ -96,3 +96,28 @@ def test_bound_is_below_every_plan_it_stands_for(kw):
 def test_pruning_skips_work_on_the_heaviest_catalog_case():
     job = make_job(model="llama-3-8b", data="alpaca", cluster="cloud", budget=500)
     assert len(evaluate(job, prune=True)[0]) < 0.6 * len(evaluate(job, prune=False)[0])
+
+
+@pytest.mark.parametrize("optimize", ["cost", "time"])
+@pytest.mark.parametrize("fmt, packing", [("text", False), ("text", True), ("preference", False)])
+def test_pruning_with_counted_lengths_keeps_the_choice(optimize, fmt, packing):
+    """Counted lengths make the padded length, and so the bound, grow with the micro-batch."""
+    import random
+
+    from launcher.tokens import TokenCounts
+
+    rng = random.Random(1)
+    n = 4000
+    seqs = [tuple(int(rng.lognormvariate(5, 1)) + 2 for _ in range(n))]
+    if fmt == "preference":
+        seqs.append(tuple(int(rng.lognormvariate(5, 1)) + 2 for _ in range(n)))
+    prompt = tuple(rng.randint(0, 40) if fmt == "preference" else 0 for _ in range(n))
+    counts = TokenCounts(prompt=prompt, seqs=tuple(seqs), tokenizer="x")
+    data = {"name": "own", "path": "x", "format": fmt, "n_samples": n, "tokens_per_sample": counts.mean_tokens(),
+            "max_tokens": counts.max_sequence(), "packing": packing, "token_counts": counts}  # fmt: skip
+    for model, budget in (("llama-3-8b", 50), ("qwen2.5-0.5b", None), ("llama-3-70b", 400)):
+        job = make_job(model=model, data=data, cluster="cloud", budget=budget, seq_len=2048,
+                       goal={"optimize": optimize})  # fmt: skip
+        full, pruned = choose(job, prune=False), choose(job, prune=True)
+        assert _summary(pruned) == _summary(full)
+        assert _bests(evaluate(job, prune=True)[0]) == _bests(evaluate(job, prune=False)[0])
