@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -100,13 +101,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
-    out = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "runs": args.runs, "cases": {}}
+    load = os.getloadavg()[0]  # other work on the machine inflates wall times: recorded beside them
+    out = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "load_avg_1min_at_start": round(load, 2),
+           "runs": args.runs, "cases": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         cases = {k: (v, "shared") for k, v in CASES.items()}
         cases.update(own_cases(Path(d)))
         shared = Path(d) / "cache"
         for name, (cmd, cache) in cases.items():
-            times = []
+            times, cpus = [], []
             for i in range(args.runs):
                 # "fresh": a cache folder never used, so every row is read and tokenized again
                 env = {
@@ -115,12 +118,18 @@ def main() -> None:
                 }
                 if cache == "shared" and i == 0 and "cached" in name:
                     subprocess.run(cmd, cwd=d, check=True, capture_output=True, env=env)  # warm the cache
-                t = time.perf_counter()
+                t, ru = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
                 subprocess.run(cmd, cwd=d, check=True, capture_output=True, env=env)
                 times.append(time.perf_counter() - t)
-            med, mx = statistics.median(times), max(times)
-            out["cases"][name] = {"median_s": round(med, 3), "max_s": round(mx, 3)}
-            print(f"{name:<42} median {med:.3f} s  max {mx:.3f} s")
+                ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus.append(ru2.ru_utime + ru2.ru_stime - ru.ru_utime - ru.ru_stime)
+            med, mx, cpu = statistics.median(times), max(times), statistics.median(cpus)
+            out["cases"][name] = {
+                "median_s": round(med, 3),
+                "max_s": round(mx, 3),
+                "median_cpu_s": round(cpu, 3),
+            }
+            print(f"{name:<42} median {med:.3f} s  max {mx:.3f} s  CPU {cpu:.3f} s (user+sys, all threads)")
     out["search_cpu_s"] = search_cpu_s()
     for k, v in out["search_cpu_s"].items():
         print(

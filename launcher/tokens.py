@@ -38,6 +38,7 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
     "special_tokens_map.json",
 )
+CHUNK = 2000  # rows per encode_batch call
 SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
@@ -211,8 +212,23 @@ class _Tok:
             **self.special,
         )
 
-    def lengths(self, texts: list[str], special: bool) -> list[list[int]]:
-        return [e.ids for e in self.tok.encode_batch_fast(texts, add_special_tokens=special)]
+    def count(self, prompts: list[str] | None, seqs: list[list[str]], special: bool) -> list[tuple[int, ...]]:
+        """Per row (prompt tokens kept as prompt, length of each sequence). The prompt part is where the
+        prompt's tokens and each sequence's stop agreeing (trl.data_utils.common_prefix_length; DPO takes
+        the smaller of chosen's and rejected's). Encoded in chunks: one batch of all rows allocates every
+        Encoding at once and ran ~3x slower here."""
+        enc = self.tok.encode_batch_fast
+        out: list[tuple[int, ...]] = []
+        for lo in range(0, len(seqs[0]), CHUNK):
+            cols = [enc(s[lo : lo + CHUNK], add_special_tokens=special) for s in seqs]
+            if prompts is None:
+                out.extend((0, *map(len, row)) for row in zip(*cols, strict=True))
+                continue
+            ps = enc(prompts[lo : lo + CHUNK], add_special_tokens=special)
+            for p, *row in zip(ps, *cols, strict=True):
+                pid = p.ids
+                out.append((min(_prefix(pid, e.ids) for e in row), *map(len, row)))
+        return out
 
 
 def _prefix(a: list[int], b: list[int]) -> int:
@@ -231,38 +247,32 @@ def _with_eos(s: str, eos: str) -> str:
 
 def count_rows(rows: list[dict], fmt: str, tok: _Tok) -> list[tuple[int, ...]]:
     """(prompt tokens, sequence lengths...) per row, as TRL's SFT/DPO dataset preparation makes them."""
+    eos = tok.eos
     if fmt == "text":
-        ids = tok.lengths([_with_eos(r["text"], tok.eos) for r in rows], special=True)
-        return [(0, len(i)) for i in ids]
+        return tok.count(None, [[_with_eos(r["text"], eos) for r in rows]], special=True)
     if fmt == "messages":
-        texts = [tok.render(r["messages"], False) for r in rows]
-        return [(0, len(i)) for i in tok.lengths(texts, special=False)]
+        return tok.count(None, [[tok.render(r["messages"], False) for r in rows]], special=False)
     if fmt == "alpaca":
         from launcher.prompts import alpaca_prompt
 
         prompts = [alpaca_prompt(r) for r in rows]
-        p_ids = tok.lengths(prompts, special=True)
-        pc_ids = tok.lengths(
-            [p + _with_eos(r["output"], tok.eos) for p, r in zip(prompts, rows, strict=True)], special=True
-        )
-        return [(_prefix(p, pc), len(pc)) for p, pc in zip(p_ids, pc_ids, strict=True)]
+        full = [p + _with_eos(r["output"], eos) for p, r in zip(prompts, rows, strict=True)]
+        return tok.count(prompts, [full], special=True)
     if fmt == "preference":
         # Plain-text pairs and chat pairs (lists of turns) take different paths, as in DPOTrainer.
         res: dict[int, tuple[int, ...]] = {}
         plain = [r for r in rows if not isinstance(r["prompt"], list)]
         chat = [r for r in rows if isinstance(r["prompt"], list)]
         if plain:
-            p = tok.lengths([r["prompt"] for r in plain], special=True)
-            pc = tok.lengths([r["prompt"] + _with_eos(r["chosen"], tok.eos) for r in plain], special=True)
-            pr = tok.lengths([r["prompt"] + _with_eos(r["rejected"], tok.eos) for r in plain], special=True)
-            for r, a, b, c in zip(plain, p, pc, pr, strict=True):
-                res[id(r)] = (min(_prefix(a, b), _prefix(a, c)), len(b), len(c))
+            pc = [r["prompt"] + _with_eos(r["chosen"], eos) for r in plain]
+            pr = [r["prompt"] + _with_eos(r["rejected"], eos) for r in plain]
+            counted = tok.count([r["prompt"] for r in plain], [pc, pr], special=True)
+            res.update((id(r), c) for r, c in zip(plain, counted, strict=True))
         if chat:
-            p = tok.lengths([tok.render(r["prompt"], True) for r in chat], special=False)
-            pc = tok.lengths([tok.render(r["prompt"] + r["chosen"], False) for r in chat], special=False)
-            pr = tok.lengths([tok.render(r["prompt"] + r["rejected"], False) for r in chat], special=False)
-            for r, a, b, c in zip(chat, p, pc, pr, strict=True):
-                res[id(r)] = (min(_prefix(a, b), _prefix(a, c)), len(b), len(c))
+            pc = [tok.render(r["prompt"] + r["chosen"], False) for r in chat]
+            pr = [tok.render(r["prompt"] + r["rejected"], False) for r in chat]
+            counted = tok.count([tok.render(r["prompt"], True) for r in chat], [pc, pr], special=False)
+            res.update((id(r), c) for r, c in zip(chat, counted, strict=True))
         return [res[id(r)] for r in rows]
     raise ValueError(f"data format {fmt!r} has no token counting rule")
 

@@ -178,3 +178,14 @@ def test_counting_keeps_the_login_side_torch_free(tok_dir, tmp_path):
     env = {**os.environ}
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "clean" in r.stdout, r.stderr
+
+
+def test_chunked_encoding_gives_the_same_counts(tok_dir, tmp_path, monkeypatch):
+    rows = [
+        {"prompt": f"what is {i}+1?", "chosen": str(i + 1), "rejected": f"the answer {i}"} for i in range(7)
+    ]
+    tok = tokens._Tok(tok_dir)
+    whole = tokens.count_rows(rows, "preference", tok)
+    monkeypatch.setattr(tokens, "CHUNK", 3)  # chunk boundaries inside the rows
+    assert tokens.count_rows(rows, "preference", tok) == whole
+    assert all(len(r) == 3 and r[0] <= min(r[1:]) for r in whole)
