@@ -27,7 +27,10 @@ def _tokens(d: dict) -> str:
         if d.get("rows_dropped"):
             txt += f", {d['rows_dropped']:,} dropped (prompt fills seq_len)"
     else:
-        txt = f"estimated: {d['tokens_per_row']:,.0f} per row (no tokenizer at model.path to count them)"
+        txt = (
+            f"estimated: {d['tokens_per_row']:,.0f} per row (counting needs a local data file and "
+            "tokenizer.json in model.path)"
+        )
     if d.get("packing"):
         return txt + f"; packed into {d['rows']:,} rows of {d['seq_len']:,}"
     if d["source"] == "counted":

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 # Alpaca rows become prompt/completion text with this template (launcher/prompts.py, shared with the planner).
-from launcher.prompts import ALPACA_PROMPT, ALPACA_PROMPT_INPUT  # noqa: F401
+from launcher.prompts import ALPACA_PROMPT, ALPACA_PROMPT_INPUT
 
 ASSETS_VERSION = 1
 TINY_MODEL = "tiny-llama"

@@ -189,3 +189,14 @@ def test_chunked_encoding_gives_the_same_counts(tok_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(tokens, "CHUNK", 3)  # chunk boundaries inside the rows
     assert tokens.count_rows(rows, "preference", tok) == whole
     assert all(len(r) == 3 and r[0] <= min(r[1:]) for r in whole)
+
+
+def test_chat_rows_without_a_chat_template_exit_2_with_one_line(tok_dir, tmp_path):
+    (tok_dir / "chat_template.jinja").unlink()
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "2"}]}]
+    f = write_jsonl(tmp_path / "m.jsonl", rows)
+    r = run_launch(f"model.path={tok_dir}", "data=jsonl", f"data.path={f}", "data.format=messages",
+                   "+budget=5", "dry_run=true", cwd=tmp_path, env={"FTLAUNCH_CACHE": os.environ["FTLAUNCH_CACHE"]})  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "no chat template" in r.stderr and "data.tokens_per_sample" in r.stderr
+    assert not (tmp_path / "runs").exists()
