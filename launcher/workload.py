@@ -56,8 +56,12 @@ def of(job: Job, objective: str) -> Workload:
     else:
         rows, per_row = d.n_samples, d.tokens_per_sample
     if packing:
-        # TRL packs the (truncated) rows into rows of seq_len: ceil(total / seq_len) of them.
+        # TRL packs the rows, each cut at seq_len (bfd truncates overflow; nothing is dropped when packing),
+        # into rows of seq_len: ceil(total / seq_len) of them.
         total = rows * per_row
+        if counts is not None:
+            cut = sum(x if x < job.seq_len else job.seq_len for x in counts.totals)
+            total = d.n_samples * cut / counts.n_rows
         rows = max(1, math.ceil(total / job.seq_len))
         per_row = total / rows
     return Workload(rows, per_row, job.seq_len, seqs, packing, st is not None, st, counts)

@@ -200,3 +200,15 @@ def test_chat_rows_without_a_chat_template_exit_2_with_one_line(tok_dir, tmp_pat
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "no chat template" in r.stderr and "data.tokens_per_sample" in r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_packing_keeps_long_prompt_rows_and_cuts_them_at_seq_len():
+    c = counts_of([200, 50, 30], prompt=[100, 5, 5])  # TRL drops the first row only when not packing
+    data = {"name": "p", "path": "x", "format": "alpaca", "n_samples": 3, "tokens_per_sample": 93,
+            "max_tokens": 200, "packing": True, "token_counts": c}  # fmt: skip
+    job = make_job(model="llama-3-8b", data=data, cluster="cloud", seq_len=64)
+    wl = workload.of(job, "sft")
+    assert wl.rows * wl.tokens_per_row == pytest.approx(64 + 50 + 30) and wl.rows == 3
+    unpacked = workload.of(make_job(model="llama-3-8b", data={**data, "packing": False}, cluster="cloud",
+                                    seq_len=64), "sft")  # fmt: skip
+    assert unpacked.rows == 2 and unpacked.tokens_per_row == pytest.approx(40)
