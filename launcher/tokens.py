@@ -136,26 +136,23 @@ def tokenizer_hash(d: Path) -> str:
     return h.hexdigest()[:16]
 
 
-class _Generation:
+def _generation_extension():
     """Stand-in for transformers' AssistantTracker: `{% generation %}...{% endgeneration %}` renders its body."""
+    from jinja2 import nodes
+    from jinja2.ext import Extension
 
-    @staticmethod
-    def make():
-        from jinja2 import nodes
-        from jinja2.ext import Extension
+    class Generation(Extension):
+        tags = {"generation"}
 
-        class Generation(Extension):
-            tags = {"generation"}
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.CallBlock(self.call_method("_render"), [], [], body).set_lineno(lineno)
 
-            def parse(self, parser):
-                lineno = next(parser.stream).lineno
-                body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-                return nodes.CallBlock(self.call_method("_render"), [], [], body).set_lineno(lineno)
+        def _render(self, caller):
+            return caller()
 
-            def _render(self, caller):
-                return caller()
-
-        return Generation
+    return Generation
 
 
 def _compile(template: str):
@@ -169,7 +166,7 @@ def _compile(template: str):
         raise jinja2.exceptions.TemplateError(message)
 
     env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[_Generation.make(), jinja2.ext.loopcontrols]
+        trim_blocks=True, lstrip_blocks=True, extensions=[_generation_extension(), jinja2.ext.loopcontrols]
     )
     env.filters["tojson"] = lambda x, ensure_ascii=False, indent=None, separators=None, sort_keys=False: (
         json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)

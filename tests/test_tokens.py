@@ -212,3 +212,14 @@ def test_packing_keeps_long_prompt_rows_and_cuts_them_at_seq_len():
     unpacked = workload.of(make_job(model="llama-3-8b", data={**data, "packing": False}, cluster="cloud",
                                     seq_len=64), "sft")  # fmt: skip
     assert unpacked.rows == 2 and unpacked.tokens_per_row == pytest.approx(40)
+
+
+def test_templates_with_generation_blocks_render_their_body():
+    # Assistant-mask templates (Qwen, SmolLM, ...) wrap replies in {% generation %}: same text either way.
+    plain = tokens._compile(TEMPLATE)
+    marked = tokens._compile(
+        TEMPLATE.replace("{{ m['content'] }}", "{% generation %}{{ m['content'] }}{% endgeneration %}")
+    )
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "4"}]
+    kw = dict(messages=msgs, eos_token="</s>", add_generation_prompt=False)
+    assert marked.render(**kw) == plain.render(**kw) == "<|user|>\nhi</s>\n<|assistant|>\n4</s>\n"
