@@ -130,3 +130,27 @@ def test_login_count_equals_the_trainers_tokens(fmt, model_dir, tmp_path, monkey
     # A second count of the unchanged file comes from the cache, with the same numbers.
     again = tokens.cached(f, fmt, Path(model_dir))
     assert again is not None and again.seqs == counts.seqs and again.prompt == counts.prompt
+
+
+def test_trained_tokens_equal_the_plans_counted_tokens(model_dir, tmp_path, recipe_env):
+    """End to end: plan with model.path + a local file (counted tokens), run the recipe for one epoch,
+    and the tokens the trainer reports (non-padding) are the plan's tokens_total."""
+    import random
+    import subprocess
+    import sys
+
+    rng = random.Random(0)
+    rows = [{"instruction": f"What is {i}+{i}?", "output": " ".join(["the answer is", str(2 * i)] * rng.randint(1, 6))}
+            for i in range(64)]  # fmt: skip
+    f = tmp_path / "train.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    launch = str(Path(sys.executable).parent / "launch")
+    args = [launch, "model=tiny", f"model.path={model_dir}", "data=jsonl", f"data.path={f}",
+            "data.format=alpaca", "global_batch=8", "executor=local", "tracking.enabled=false", "+budget=5"]  # fmt: skip
+    r = subprocess.run(args, cwd=tmp_path, env=recipe_env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (plan_path,) = tmp_path.glob("runs/*/plan.json")
+    plan = read_plan(plan_path)
+    assert plan.extra["data_tokens"]["source"] == "counted" and plan.training.max_steps == 8
+    actual = json.loads((plan_path.parent / "actuals.json").read_text())
+    assert actual["tokens_seen"] == plan.forecast.tokens_total
