@@ -79,7 +79,7 @@ def test_requeue_mid_training_resumes_without_losing_steps(cluster, tmp_path):
     step_at_requeue = json.loads(metrics.read_text().splitlines()[-1])["step"]
     assert step_at_requeue < plan.training.max_steps
     subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
-    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 900) == "COMPLETED", (
+    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 1800) == "COMPLETED", (
         run_dir / f"slurm-{job_id}.out"
     ).read_text()[-3000:]
     actuals = json.loads((run_dir / "actuals.json").read_text())
@@ -107,7 +107,7 @@ def test_usr1_before_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_p
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 8):
         time.sleep(0.2)
     subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True, timeout=30)
-    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 900) == "COMPLETED"
+    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 1800) == "COMPLETED"
     log = (run_dir / f"slurm-{job_id}.out").read_text()
     assert "USR1: checkpoint at next step, then requeue" in log and "requeueing job" in log
     actuals = json.loads((run_dir / "actuals.json").read_text())
