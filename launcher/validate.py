@@ -20,6 +20,10 @@ from launcher.errors import ConfigError
 FREE_FORM = ("auth",)
 # `+budget=none`: the explicit opt-in to a real run without a budget (no planned cost limit).
 NO_BUDGET = "none"
+NEEDS_BUDGET = (
+    "a real run needs a budget: add +budget=<USD> (e.g. +budget=5), or cost_cap=<USD> to cap only "
+    "the running job, or +budget=none to run with no cost limit"
+)
 
 
 @dataclass(frozen=True)
@@ -245,10 +249,7 @@ def check(cfg: dict[str, Any]) -> dict[str, Any]:
     if "budget" in cfg and cfg["budget"] in (None, NO_BUDGET):
         cfg = {**cfg, "budget": None}
     elif "budget" not in cfg and not cfg.get("dry_run") and cfg.get("cost_cap") is None:
-        raise ConfigError(
-            "a real run needs a budget: add +budget=<USD> (e.g. +budget=5), or cost_cap=<USD> to cap only "
-            "the running job, or +budget=none to run with no cost limit"
-        )
+        raise ConfigError(NEEDS_BUDGET)
     return cfg
 
 
@@ -312,6 +313,7 @@ def check_sweep(argv: list[str]) -> None:
         overrides = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
     except HydraException:
         return  # Hydra reports its own syntax errors
+    given: dict[str, list[Any]] = {}
     for o in overrides:
         rule = RULES.get(o.key_or_group)
         if rule is None or o.is_delete():
@@ -320,6 +322,16 @@ def check_sweep(argv: list[str]) -> None:
             values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
         except HydraException:
             continue  # interval sweeps have no values to list
+        given[o.key_or_group] = values
         for v in values:
             if not (o.key_or_group == "budget" and v == NO_BUDGET):
                 rule.check(o.key_or_group, v)
+    if "budget" not in given:  # some job would be a real run without a cost limit: refuse them all now
+        from importlib import resources
+
+        import yaml
+
+        top = yaml.safe_load(resources.files("conf").joinpath("config.yaml").read_text())
+        real = not all(given.get("dry_run", [top.get("dry_run")]))
+        if real and None in given.get("cost_cap", [top.get("cost_cap")]):
+            raise ConfigError(NEEDS_BUDGET)
