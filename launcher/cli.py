@@ -33,10 +33,10 @@ def _known(group: str) -> list[str]:
 
 
 def _top_level_keys() -> set[str]:
-    import yaml
+    """config.yaml's top-level settings, from the rule table (tests/test_validate.py keeps both in step)."""
+    from launcher.validate import APPENDED, RULES
 
-    cfg = yaml.safe_load(resources.files("conf").joinpath("config.yaml").read_text())
-    return set(cfg) - {"defaults"}
+    return {k.split(".")[0] for k in RULES} - set(GROUPS) - set(APPENDED)
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -67,7 +67,7 @@ def check_overrides(argv: list[str]) -> None:
                 if plain == "budget":
                     raise ConfigError(f"budget is not set in the config: append it with +{arg}")
                 near = validate.suggest(plain)
-                fix = f"known are {', '.join(sorted(top - {'hydra'}))}"
+                fix = f"known are {', '.join(sorted(top))}"
                 raise ConfigError(
                     f"unknown setting {plain!r}: {validate.did_you_mean(near) if near else fix}"
                 )

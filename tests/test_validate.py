@@ -151,3 +151,8 @@ def test_check_key_leaves_maps_free_form_and_hydra_alone():
         check_key(key, appended=True)
     with pytest.raises(ConfigError, match=r"unknown setting \+cluster.gpu_typo"):
         check_key("cluster.gpu_typo", appended=True)
+
+
+def test_top_level_settings_from_the_table_match_config_yaml():
+    top = yaml.safe_load(resources.files("conf").joinpath("config.yaml").read_text())
+    assert cli._top_level_keys() == set(top) - {"defaults", "hydra"}
