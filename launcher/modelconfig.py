@@ -105,13 +105,18 @@ def facts(cfg: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
     mt = str(cfg.get("model_type") or "")
     if mt not in SUPPORTED:
         kind = next((k for k, v in _REFUSED.items() if mt in v), None)
-        what = f"a {kind} model" if kind else "not a supported decoder-only causal LM"
+        what = (
+            f"{'an' if kind == 'encoder' else 'a'} {kind} model"
+            if kind
+            else "not a decoder-only causal LM ftlaunch knows"
+        )
         raise ConfigError(f"{where}: model_type {mt or '(none)'!r} is {what}; {SUPPORTED_LINE}")
     if mt == "gemma3":  # the multimodal checkpoint: its language model's facts sit under text_config
         text = cfg.get("text_config")
         if not isinstance(text, dict):
             raise ConfigError(f"{where}: gemma3 without text_config: give the text config; {SUPPORTED_LINE}")
-        cfg = {**text, "model_type": "gemma3", "tie_word_embeddings": cfg.get("tie_word_embeddings", True)}
+        tie = text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", True))
+        cfg = {**text, "model_type": "gemma3", "tie_word_embeddings": tie}
     # transformers' defaults for keys a config.json may omit (its config classes; gemma ties by default).
     gemma = mt.startswith("gemma")
 

@@ -21,9 +21,10 @@ REAL = {
     "gemma-2-9b": ("gemma2", dict(hidden_size=3584, intermediate_size=14336, num_hidden_layers=42,
         num_attention_heads=16, num_key_value_heads=8, head_dim=256, vocab_size=256000,
         max_position_embeddings=8192)),
-    "gemma-3-12b": ("gemma3_text", dict(hidden_size=3840, intermediate_size=15360, num_hidden_layers=48,
-        num_attention_heads=16, num_key_value_heads=8, head_dim=256, vocab_size=262208,
-        max_position_embeddings=131072)),
+    # multimodal checkpoint: the language model's facts sit under text_config (the vision tower is not trained)
+    "gemma-3-12b": ("gemma3", dict(text_config=dict(hidden_size=3840, intermediate_size=15360,
+        num_hidden_layers=48, num_attention_heads=16, num_key_value_heads=8, head_dim=256, vocab_size=262208,
+        max_position_embeddings=131072))),
     "phi-3-mini": ("phi3", dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=32,
         num_attention_heads=32, num_key_value_heads=32, vocab_size=32064, max_position_embeddings=4096,
         tie_word_embeddings=False)),
