@@ -76,6 +76,9 @@ _REFUSED = {
     "vision/multimodal": ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "idefics3", "mllama",
                           "paligemma", "clip", "siglip", "vit", "pixtral", "mistral3", "llama4", "gemma3n"),
 }  # fmt: skip
+# Families transformers 5 runs with eager attention only (Gemma2ForCausalLM._supports_sdpa is False: its attention
+# logit soft-capping has no SDPA kernel), so the plan and the recipe use eager (s x s scores in memory).
+EAGER_ONLY = ("gemma2",)
 SUPPORTED_LINE = f"supported model_type: {', '.join(SUPPORTED)}"
 
 

@@ -458,6 +458,10 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
     attention = str(cfg.get("attention") or "sdpa")
     if attention not in ("sdpa", "eager"):
         raise ConfigError(f"attention={attention!r} is not sdpa or eager")
+    from launcher.modelconfig import EAGER_ONLY
+
+    if model.model_type in EAGER_ONLY:
+        attention = "eager"
 
     return Job(
         job_name=str(cfg.get("job_name") or f"{model.name}-{data.name}"),
