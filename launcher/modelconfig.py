@@ -220,6 +220,12 @@ def rewrite_args(argv: list[str]) -> list[str]:
         key, eq, value = arg.partition("=")
         if eq and key.lstrip("+") == "model" and value.startswith(HF_PREFIX) and "," not in value:
             arg, key = f"model.path={value}", "model.path"
+        bare = not (is_local(value) or value.startswith((HF_PREFIX, "builtin:")) or "," in value)
+        if eq and key.lstrip("+") == "model.path" and bare:
+            # a bare `dir/sub` or `Org/Name` typed by the user: their folder if it exists, else a Hub id to find in
+            # the cache (never the catalog entry's facts under a path they do not describe)
+            value = str(Path(value).resolve()) if Path(value).is_dir() else HF_PREFIX + value
+            arg = f"{key}={value}"
         if eq and key.lstrip("+") == "model.path" and (is_local(value) or value.startswith(HF_PREFIX)):
             path = value if "," not in value else None
         out.append(arg)

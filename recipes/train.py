@@ -107,7 +107,7 @@ def init_deepspeed(on_gpu: bool) -> None:
 
 def load_model(plan: Plan, model_path: str, on_gpu: bool, for_reference: bool = False):
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
 
     method = plan.training.method
     bf16 = on_gpu and plan.training.precision == "bf16"
@@ -128,14 +128,8 @@ def load_model(plan: Plan, model_path: str, on_gpu: bool, for_reference: bool = 
     else:  # full: fp32 master weights; bf16 comes from autocast or DeepSpeed
         kwargs["dtype"] = torch.float32
     kwargs["attn_implementation"] = plan.training.attention  # what the planner's memory model assumed
-    model_cls = AutoModelForCausalLM
-    if plan.model.arch.get("model_type") == "gemma3":
-        # A multimodal Gemma-3 checkpoint: train its language model, which is what the planner counted
-        # (launcher/modelconfig.py reads text_config). Its weights sit under language_model.model.* on disk.
-        from transformers import Gemma3ForCausalLM
-
-        model_cls = Gemma3ForCausalLM
-        kwargs["key_mapping"] = {r"^language_model\.model\.": "model.", r"^model\.language_model\.": "model."}
+    model_cls, extra = assets.causal_lm_class(plan.model.arch.get("model_type"))
+    kwargs.update(extra)
     model = model_cls.from_pretrained(model_path, **kwargs)
     if for_reference:
         model.eval().requires_grad_(False)

@@ -163,6 +163,8 @@ def test_command_line_sugar():
         "model.name=m",
     ]
     assert rewrite_args(["model=llama-3-8b"]) == ["model=llama-3-8b"]
+    assert rewrite_args(["model.path=Org/Name"]) == ["model.path=hf:Org/Name", "model.name=name"]
+    assert rewrite_args(["model.path=builtin:tiny-llama"]) == ["model.path=builtin:tiny-llama"]
 
 
 @pytest.mark.parametrize(
