@@ -19,6 +19,8 @@ from typing import Any
 from launcher.errors import ConfigError
 
 HF_PREFIX = "hf:"
+# What AutoTokenizer.from_pretrained reads: a fast tokenizer, a sentencepiece model, or a slow tokenizer's config.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 
 
 def hub_cache() -> Path:
@@ -202,6 +204,11 @@ def with_local_facts(model: dict[str, Any]) -> dict[str, Any]:
             f"model.path={path!r} does not exist: give a model folder (config.json + tokenizer) or model=hf:Org/Name"
         )
     f = facts(read_config(directory), _src(directory))
+    if not any((directory / t).is_file() for t in TOKENIZER_FILES):
+        raise ConfigError(
+            f"{directory} has no tokenizer ({', '.join(TOKENIZER_FILES)}): save it beside config.json "
+            f"(tokenizer.save_pretrained(dir))"
+        )
     keep = {k: v for k, v in model.items() if k in ("name",)}
     return {**keep, **f, "path": str(directory)}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import ConfigError
-from launcher.modelconfig import facts, resolve_model_dir, rewrite_args, with_local_facts
+from launcher.modelconfig import facts, read_config, resolve_model_dir, rewrite_args
 from launcher.params import count_params, lora_uses_parameter_targets
 from launcher.specs import model_spec
 from tests.conftest import load, make_job, run_launch
@@ -35,7 +35,8 @@ def hf_config(model_type: str, kw: dict):
 
 
 def spec_of(directory: Path, name: str = "m"):
-    return model_spec(with_local_facts({"name": name, "path": str(directory)}))
+    """The planner's facts of a folder holding config.json (the tokenizer check is tested on its own below)."""
+    return model_spec({"name": name, "path": str(directory), **facts(read_config(directory))})
 
 
 def meta_counts(cfg, targets="all-linear", r=R) -> tuple[int, int]:
@@ -105,6 +106,7 @@ def test_peft_fused_experts_need_both_halves_and_no_dropout(tmp_path):
     with pytest.raises(ConfigError, match="gate_proj and up_proj"):
         count_params(m, targets="gate_proj")
     assert lora_uses_parameter_targets(m, "all-linear") and not lora_uses_parameter_targets(m, "q_proj")
+    save_tokenizer(tmp_path)
     job = make_job(model={"name": "moe", "path": str(tmp_path)}, data="sample", cluster="local")
     assert job.method.lora_dropout == 0.0  # PEFT's ParamWrapper refuses dropout on expert tensors
 
@@ -183,7 +185,9 @@ def test_unsupported_configs_say_what_is_wrong(config, says):
     assert says in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("case", ["missing", "no-config", "not-cached", "encoder", "bad-json"])
+@pytest.mark.parametrize(
+    "case", ["missing", "no-config", "not-cached", "encoder", "bad-json", "no-tokenizer"]
+)
 def test_bad_model_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
@@ -197,6 +201,9 @@ def test_bad_model_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
         says = "has no config.json"
     elif case == "not-cached":
         arg, says = "model=hf:Org/NotHere", "not in the local Hugging Face cache"
+    elif case == "no-tokenizer":
+        (d / "config.json").write_text(json.dumps({"model_type": REAL["qwen3-8b"][0], **REAL["qwen3-8b"][1]}))
+        says = "has no tokenizer (tokenizer.json, tokenizer.model, tokenizer_config.json)"
     elif case == "encoder":
         (d / "config.json").write_text(json.dumps({"model_type": "bert"}))
         says = "supported model_type: llama"
@@ -313,11 +320,18 @@ def test_tiny_family_trains_from_its_folder(model_type, tmp_path):
 # ------------------------------------------------------------------------------------ planning a user's model
 
 
+def save_tokenizer(d: Path) -> None:
+    from recipes.assets import build_tokenizer
+
+    build_tokenizer().save_pretrained(d)
+
+
 def hub_config_json(d: Path, key: str) -> Path:
-    """A config.json as the Hub serves it (model_type + the family's keys), written by hand: no transformers."""
+    """A config.json as the Hub serves it (model_type + the family's keys), written by hand, and a tokenizer."""
     model_type, kw = REAL[key]
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.json").write_text(json.dumps({"model_type": model_type, **kw}))
+    save_tokenizer(d)
     return d
 
 
