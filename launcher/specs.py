@@ -224,6 +224,10 @@ def model_spec(d: dict[str, Any]) -> ModelSpec:
         )
     if spec.mlp not in ("gated", "standard"):
         raise ConfigError(f"model.mlp={spec.mlp!r} is not gated or standard")
+    from launcher.modelconfig import SUPPORTED, SUPPORTED_LINE
+
+    if spec.model_type not in SUPPORTED:
+        raise ConfigError(f"model.model_type={spec.model_type!r} is not planned; {SUPPORTED_LINE}")
     if spec.qk_norm not in ("none", "head", "full"):
         raise ConfigError(f"model.qk_norm={spec.qk_norm!r} is not none, head or full")
     if spec.is_moe and not 0 < spec.experts_per_token <= spec.num_experts:
