@@ -118,6 +118,8 @@ class DataSpec:
     tokens_per_sample: float
     max_tokens: int
     packing: bool
+    # Per-row token counts from the model's tokenizer (launcher/tokens.py); None: lengths are an estimate.
+    counts: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,7 @@ def data_spec(d: dict[str, Any]) -> DataSpec:
         tokens_per_sample=_need(d, "tokens_per_sample", float, w),
         max_tokens=_need(d, "max_tokens", int, w),
         packing=bool(d.get("packing", False)),
+        counts=d.get("token_counts"),
     )
 
 
@@ -373,7 +376,7 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
     from launcher.params import lora_uses_parameter_targets
 
     model = model_spec(with_local_facts(cfg["model"]))
-    data = data_spec(inspect(cfg["data"]))
+    data = data_spec(inspect(cfg["data"], model.path))  # the resolved folder (hf:Org/Name -> its snapshot)
     method = method_spec(cfg["method"])
     if method.lora_dropout and lora_uses_parameter_targets(model, method.lora_targets):
         # PEFT's ParamWrapper (LoRA on stacked expert tensors) refuses dropout: plan and train without it.
