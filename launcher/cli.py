@@ -53,9 +53,14 @@ def check_overrides(argv: list[str]) -> None:
             known = _known(plain)
             for v in value.split(","):  # a -m sweep lists several
                 if v not in known:
+                    own = (
+                        " or your own: model.path=/abs/model_dir or model=hf:Org/Name"
+                        if plain == "model"
+                        else ""
+                    )
                     raise ConfigError(
                         f"unknown {plain} {v!r}: known are {', '.join(k for k in known if k != 'auto') or '-'}"
-                        f" (or add conf/{plain}/{v}.yaml)"
+                        f" (or add conf/{plain}/{v}.yaml){own}"
                     )
         elif plain.startswith("hydra"):
             continue
@@ -161,7 +166,9 @@ def redact(obj):
 
 
 def main() -> None:
-    argv = sys.argv[1:]
+    from launcher.modelconfig import rewrite_args
+
+    argv = rewrite_args(sys.argv[1:])
     try:
         check_overrides(argv)
         if "-m" in argv or "--multirun" in argv:
