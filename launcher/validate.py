@@ -28,7 +28,9 @@ NEEDS_BUDGET = (
 
 @dataclass(frozen=True)
 class Rule:
-    kind: str  # int | num | bool | str | enum | gpus (list of GPU names) | prices (name -> USD)
+    kind: (
+        str  # int | num | bool | str | enum | gpus (GPU names) | ints (layer indices) | prices (name -> USD)
+    )
     lo: float | None = None  # inclusive unless lo_open
     hi: float | None = None  # inclusive unless hi_open
     lo_open: bool = False
@@ -81,6 +83,11 @@ class Rule:
             if not all(isinstance(g, str) and g.strip() for g in items):
                 return "must be a list of GPU type names, e.g. [a100-80gb, h100-sxm]"
             return None
+        if k == "ints":
+            ok = isinstance(v, (list, tuple)) and all(
+                isinstance(i, int) and not isinstance(i, bool) for i in v
+            )
+            return None if ok and all(i >= 0 for i in v) else "must be a list of layer indices, e.g. [0, 1]"
         if k == "prices":
             ok = isinstance(v, dict)
             return None if ok else "must map GPU types to USD per GPU-hour, e.g. {a10g: 1.01}"
@@ -114,6 +121,7 @@ class Rule:
             "enum": ["nosuchvalue"],
             "str": ["''", "5"],
             "gpus": ["[]"],
+            "ints": ["[-1]", "x"],
             "prices": ["a10g=-1"],  # appended entry: +cluster.prices.a10g=-1
         }[k]
 
@@ -191,6 +199,17 @@ RULES: dict[str, Rule] = {
     "model.head_dim": _int(1, null=True),
     "model.norms_per_layer": _int(0, 16),
     "model.mlp": _enum("gated", "standard"),
+    "model.model_type": TEXT,  # the supported families are checked in launcher/specs.py (modelconfig.SUPPORTED)
+    "model.qk_norm": _enum("none", "head", "full"),
+    "model.fused_projections": BOOL,
+    "model.attention_out_bias": BOOL,
+    "model.mlp_bias": BOOL,
+    "model.num_experts": _int(0),  # 0: dense
+    "model.experts_per_token": _int(0),
+    "model.moe_intermediate_size": _int(0),
+    "model.shared_expert_intermediate_size": _int(0),
+    "model.shared_expert_gate": BOOL,
+    "model.dense_layers": Rule("ints", null=True),
     # conf/data/*.yaml (nulls are measured from a local file)
     "data.name": TEXT,
     "data.path": TEXT,
