@@ -168,8 +168,8 @@ def redact(obj):
 def main() -> None:
     from launcher.modelconfig import rewrite_args
 
-    argv = rewrite_args(sys.argv[1:])
     try:
+        argv = rewrite_args(sys.argv[1:])
         check_overrides(argv)
         if "-m" in argv or "--multirun" in argv:
             from launcher.validate import check_sweep
