@@ -83,7 +83,7 @@ def resolve_auto(cfg: dict[str, Any]) -> dict[str, Any]:
 
     info = slurminfo.read()
     out = cluster_config(info, cfg.get("partition"), dict(cfg.get("gres_map") or {}))
-    for k in ("account", "qos", "prices", "inter_node_gb_s", "budget_gpu_hours"):
+    for k in ("account", "qos", "prices", "inter_node_gb_s"):
         if cfg.get(k) not in (None, {}, ""):
             out[k] = cfg[k]
     return out
