@@ -113,7 +113,9 @@ def test_usr1_before_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_p
     actuals = json.loads((run_dir / "actuals.json").read_text())
     assert actuals["steps"] == 100 and actuals["segments"] >= 2
     resumed = int(str(actuals["resumed_from"]).rstrip("/").split("-")[-1])
-    assert 8 <= resumed < 50  # the checkpoint USR1 asked for, not the periodic one (every 50)
+    # the checkpoint a USR1 asked for, not the periodic one (every 50); on a loaded machine the real time limit's
+    # USR1 (--signal=B:USR1@120) may come too, and the last resume is then from that one
+    assert resumed >= 8 and resumed % 50 != 0
 
 
 def test_missing_partition_is_refused_before_anything_is_written(cluster, tmp_path):
