@@ -82,6 +82,7 @@ def to_plan(job: Job, result: PlanResult, run_dir: str) -> Plan:
             "qos": job.cluster.qos,
             "cpus_per_gpu": job.cluster.cpus_per_gpu,
             "mem_per_gpu_gib": job.cluster.mem_per_gpu_gib,
+            "inter_node_gb_s": job.cluster.inter_node_gb_s,  # the forecast's fabric (launcher/forecast.py)
         },
         run_dir=run_dir,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -26,7 +26,7 @@ def predict(plan: Plan) -> dict[str, float]:
     )  # fmt: skip
     mem = peak_memory(m, p, s)
     cluster = ClusterSpec(name="forecast", executor="local", gpus=(gpu.name,), gpus_per_node=max(1, r.gpus_per_node),
-                          max_nodes=max(1, r.nodes), inter_node_gb_s=0)  # fmt: skip
+                          max_nodes=max(1, r.nodes), inter_node_gb_s=float(plan.cluster.get("inter_node_gb_s") or 0))  # fmt: skip
     st = step_time(m, p, s, gpu, cluster, t.grad_accum)
     return {
         "peak_mem_gib": mem.total / GiB,

@@ -109,6 +109,18 @@ class MemoryBreakdown:
         return {k: round(v / GiB, 2) for k, v in self.as_dict().items()}
 
 
+def adapter_bytes(method: str) -> float:
+    """Bytes per LoRA parameter (and per gradient element, Adam moment): PEFT keeps LoRA adapters fp32
+    (autocast_adapter_dtype); TRL casts QLoRA adapters to bf16 (recipes/actuals.json precision.stored_params).
+    """
+    return 2.0 if method == "qlora" else 4.0
+
+
+def quant_bytes(s: Setup) -> float:
+    """Bytes per quantized base weight under QLoRA (4.127 bits with double quantization, 4.5 without)."""
+    return s.quant_bits / 8
+
+
 def activation_bytes_per_token_layer(m: ModelSpec, s: Setup) -> float:
     return _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)
 
@@ -158,10 +170,9 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         else:
             base = 2.0 * p.total
         base = base / (n if z >= 3 else 1)
-        # LoRA adapters are fp32 (PEFT autocast_adapter_dtype); TRL casts QLoRA adapters to bf16
-        # (measured in recipes/actuals.json precision.stored_params). Adam's m, v take the adapter dtype.
-        width = 2.0 if s.method == "qlora" else 4.0
-        adapters = width * p.lora
+        width = adapter_bytes(s.method)
+        # ZeRO-3 partitions every parameter, the trainable adapters included (ZeRO paper §5.3).
+        adapters = width * p.lora / (n if z >= 3 else 1)
         grads = width * p.lora / (n if z >= 2 else 1)
         opt = 2 * width * p.lora / (n if z >= 1 else 1)
     if s.offload_optimizer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cache
 
-from launcher.memory import NF4_BYTES, Setup
+from launcher.memory import Setup, adapter_bytes, quant_bytes
 from launcher.params import ParamCounts
 from launcher.specs import ClusterSpec, GpuSpec, ModelSpec
 
@@ -36,8 +36,8 @@ GPU_EFFICIENCY = Efficiency(mfu=0.45, bandwidth=0.7, comm_overlap=0.5)
 CPU_EFFICIENCY = Efficiency(mfu=0.05, bandwidth=0.5, comm_overlap=0.0)
 
 # QLoRA: bitsandbytes dequantizes each NF4 weight to bf16 before the matmul (bnb.functional.dequantize_4bit):
-# read 4-bit + constants, write bf16, read bf16 again -> ~0.52 + 2 + 2 bytes moved per weight per pass.
-DEQUANT_BYTES = NF4_BYTES + 4.0
+# read 4-bit + constants (quant_bytes), write bf16, read bf16 again -> ~0.52 + 2 + 2 bytes per weight per pass.
+DEQUANT_WRITE_READ_BYTES = 4.0
 # ZeRO-Offload's CPU Adam (Ren et al. 2021, arXiv:2101.06840): parameters updated per second per node.
 # Order of magnitude from the paper's CPU-Adam timings (assumption until measured on a real node).
 CPU_ADAM_PARAMS_PER_S = 1.0e9
@@ -109,11 +109,24 @@ class StepTime:
         return self.compute + self.dequant + self.comm + self.offload + self.optimizer
 
 
+# A cluster that does not say its inter-node bandwidth (cluster.inter_node_gb_s unset or 0) is costed as
+# 100 Gb/s Ethernet, 12.5 GB/s per GPU ring hop: the slowest fabric commonly found under multi-node training
+# (assumption, deliberately pessimistic: NVLink speed across nodes would be 10-70x too fast).
+DEFAULT_INTER_NODE_GB_S = 12.5
+
+
 def _link_gb_s(gpu: GpuSpec, cluster: ClusterSpec, nodes: int) -> float:
     # A ring all-reduce runs at its slowest hop: NVLink/PCIe inside a node, the fabric across nodes.
     if nodes <= 1:
         return gpu.intra_node_gb_s
-    return min(gpu.intra_node_gb_s, cluster.inter_node_gb_s or gpu.intra_node_gb_s)
+    fabric = cluster.inter_node_gb_s if cluster.inter_node_gb_s > 0 else DEFAULT_INTER_NODE_GB_S
+    return min(gpu.intra_node_gb_s, fabric)
+
+
+def exposed_comm_s(comm_s: float, compute_s: float, overlap: float) -> float:
+    """Communication left on the critical path: `overlap` is the share of the communication time that
+    runs concurrently with compute, and no more than the compute time can hide it."""
+    return max((1.0 - overlap) * comm_s, comm_s - compute_s, 0.0)
 
 
 def step_time(
@@ -137,7 +150,9 @@ def step_time(
     compute = max(train_flops_per_token(m, p, s) * tokens / (peak * eff.mfu), passes * weight_bytes / bw)
     if gpu.name != "cpu":
         compute += passes * m.num_hidden_layers * LAYER_PASS_OVERHEAD_S
-    dequant = passes * DEQUANT_BYTES * p.linear / bw if s.method == "qlora" else 0.0
+    dequant = (
+        passes * (quant_bytes(s) + DEQUANT_WRITE_READ_BYTES) * p.linear / bw if s.method == "qlora" else 0.0
+    )
 
     # Communication per micro-step, bytes through each GPU's link (ZeRO paper §7: DP moves 2x the
     # gradients per step; ZeRO-3 adds an all-gather of parameters in forward and in backward).
@@ -145,9 +160,12 @@ def step_time(
     comm_bytes = 0.0
     if n > 1:
         trainable = p.total if s.method == "full" else p.lora
-        grad_bytes = (4.0 if s.method == "full" and s.zero == 0 else 2.0) * trainable
+        if s.method == "full":
+            grad_bytes = (4.0 if s.zero == 0 else 2.0) * trainable
+        else:  # adapter gradients travel in the adapters' own dtype (fp32 LoRA, bf16 QLoRA), as memory holds them
+            grad_bytes = adapter_bytes(s.method) * trainable
         if s.method == "qlora":
-            param_bytes = NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
+            param_bytes = quant_bytes(s) * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
         else:
             param_bytes = 2.0 * p.total
         ring = (n - 1) / n
@@ -159,7 +177,7 @@ def step_time(
             comm_bytes = passes * ring * param_bytes + ring * grad_bytes
     nodes = -(-n // cluster.gpus_per_node)
     comm_raw = comm_bytes / (_link_gb_s(gpu, cluster, nodes) * 1e9) if comm_bytes else 0.0
-    comm = max(0.0, comm_raw - eff.comm_overlap * compute)
+    comm = exposed_comm_s(comm_raw, compute, eff.comm_overlap)
 
     # Offload: CPU Adam on this rank's shard + grads down / params up over PCIe, once per optimizer step;
     # parameter offload streams each pass's shard up from host memory every micro-step.
