@@ -188,7 +188,7 @@ def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
             step_s = tokens_total / steps / (tps * n)
             every = job.checkpoint_every or max(1, min(steps, round(CHECKPOINT_TARGET_S / step_s)))
             c = costs.estimate(tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps, 2.0 * p.total,
-                               ckpt_bytes, every, f_over)  # fmt: skip
+                               ckpt_bytes, every, f_over, costs.startup_s(gpu.name))  # fmt: skip
             out.append(Candidate(gpu, s, accum, mem, st, tps, c, every))
     return out, p
 

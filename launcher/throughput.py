@@ -30,10 +30,16 @@ class Efficiency:
 # bandwidth 0.7: typical achieved/peak HBM bandwidth of streaming kernels (assumption, not measured here).
 # comm_overlap 0.5: DeepSpeed overlap_comm hides part of the collectives (assumption, not measured here).
 GPU_EFFICIENCY = Efficiency(mfu=0.45, bandwidth=0.7, comm_overlap=0.5)
-# The CPU "device": conf/gpu/cpu.yaml's peak is a measured matmul rate (benchmarks/cpu_peak.py). mfu 0.05 is
-# an uncalibrated guess for a tiny-model step; benchmarks/results/cpu_quickstart.json shows its error
-# (about -40% tokens/s) and how `launch-report --calibrate` + calibrate=true removes it.
-CPU_EFFICIENCY = Efficiency(mfu=0.05, bandwidth=0.5, comm_overlap=0.0)
+# The CPU "device": conf/gpu/cpu.yaml's peak is a measured matmul rate (benchmarks/cpu_peak.py). A small model's
+# step on it is Python + kernel dispatch, not FLOPs: CPU_LAYER_PASS_FLOPS / CPU_MICRO_STEP_FLOPS below. mfu 0.5
+# (assumption) is what training-size matmuls reach of the 1024^2 matmul rate.
+CPU_EFFICIENCY = Efficiency(mfu=0.5, bandwidth=0.5, comm_overlap=0.0)
+# Eager dispatch per decoder layer per pass, and per micro-step outside the layers (embedding, head, loss,
+# autograd), measured by benchmarks/cpu_peak.py (benchmarks/results/cpu_peak.json layer_pass_s,
+# micro_step_fixed_s). Stored as seconds x the matmul rate measured alongside (FLOP-equivalents): a busy shared
+# machine slows both alike, so the ratio holds and conf/gpu/cpu.yaml's peak turns it back into seconds.
+CPU_LAYER_PASS_FLOPS = 4.03e8  # 0.02036 s x 0.0198 TFLOP/s
+CPU_MICRO_STEP_FLOPS = 5.40e8  # 0.02726 s x 0.0198 TFLOP/s
 
 # QLoRA: bitsandbytes dequantizes each NF4 weight to bf16 before the matmul (bnb.functional.dequantize_4bit):
 # read 4-bit + constants (quant_bytes), write bf16, read bf16 again -> ~0.52 + 2 + 2 bytes per weight per pass.
@@ -150,6 +156,8 @@ def step_time(
     compute = max(train_flops_per_token(m, p, s) * tokens / (peak * eff.mfu), passes * weight_bytes / bw)
     if gpu.name != "cpu":
         compute += passes * m.num_hidden_layers * LAYER_PASS_OVERHEAD_S
+    else:
+        compute += (passes * m.num_hidden_layers * CPU_LAYER_PASS_FLOPS + CPU_MICRO_STEP_FLOPS) / peak
     dequant = (
         passes * (quant_bytes(s) + DEQUANT_WRITE_READ_BYTES) * p.linear / bw if s.method == "qlora" else 0.0
     )
