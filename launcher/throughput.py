@@ -6,6 +6,7 @@ A "token" is one token of one training sequence; for DPO, chosen and rejected to
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -115,6 +116,15 @@ class StepTime:
         return self.compute + self.dequant + self.comm + self.offload + self.optimizer
 
 
+# Collective latency per ring step (alpha of the alpha-beta model, Thakur et al. 2005 "Optimization of
+# collective communication operations in MPICH"): ~5 us over NVLink/PCIe inside a node, ~20 us across an
+# InfiniBand/RoCE fabric (assumption: the order of NCCL's small-message all-reduce times in nccl-tests).
+INTRA_NODE_LATENCY_S = 5e-6
+INTER_NODE_LATENCY_S = 20e-6
+# torch DDP buckets gradients into 25 MB all-reduces (DistributedDataParallel bucket_cap_mb=25); DeepSpeed
+# ZeRO-1/2 into reduce_bucket_size "auto" = hidden^2 elements (bf16) in HF's integration.
+DDP_BUCKET_BYTES = 25e6
+
 # A cluster that does not say its inter-node bandwidth (cluster.inter_node_gb_s unset or 0) is costed as
 # 100 Gb/s Ethernet, 12.5 GB/s per GPU ring hop: the slowest fabric commonly found under multi-node training
 # (assumption, deliberately pessimistic: NVLink speed across nodes would be 10-70x too fast).
@@ -166,6 +176,7 @@ def step_time(
     # gradients per step; ZeRO-3 adds an all-gather of parameters in forward and in backward).
     n = s.n_gpus
     comm_bytes = 0.0
+    calls = 0.0  # collective launches per micro-step, each paying the ring's latency (alpha-beta model)
     if n > 1:
         trainable = p.total if s.method == "full" else p.lora
         if s.method == "full":
@@ -177,14 +188,23 @@ def step_time(
         else:
             param_bytes = 2.0 * p.total
         ring = (n - 1) / n
+        bucket = DDP_BUCKET_BYTES if s.zero == 0 else 2.0 * m.hidden_size**2
+        buckets = max(1.0, math.ceil(grad_bytes / bucket))
         if s.zero in (0, 1):  # DDP / ZeRO-1: all-reduce once per optimizer step (no_sync while accumulating)
             comm_bytes = 2 * ring * grad_bytes / grad_accum
+            calls = 2 * buckets / grad_accum  # a ring all-reduce is a reduce-scatter + an all-gather
         elif s.zero == 2:  # reduce-scatter every micro-step, all-gather updated params once per step
             comm_bytes = ring * grad_bytes + ring * 2.0 * trainable / grad_accum
+            calls = buckets + buckets / grad_accum
         else:  # ZeRO-3: gather params for every pass, reduce-scatter grads every micro-step
             comm_bytes = passes * ring * param_bytes + ring * grad_bytes
+            calls = (
+                passes * m.num_hidden_layers + m.num_hidden_layers
+            )  # per layer: gathers, one reduce-scatter
     nodes = -(-n // cluster.gpus_per_node)
     comm_raw = comm_bytes / (_link_gb_s(gpu, cluster, nodes) * 1e9) if comm_bytes else 0.0
+    # Latency: a ring collective over n ranks takes n - 1 steps, each paying one hop's latency.
+    comm_raw += calls * (n - 1) * (INTER_NODE_LATENCY_S if nodes > 1 else INTRA_NODE_LATENCY_S)
     comm = exposed_comm_s(comm_raw, compute, eff.comm_overlap)
 
     # Offload: CPU Adam on this rank's shard + grads down / params up over PCIe, once per optimizer step;

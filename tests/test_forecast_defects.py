@@ -1,5 +1,6 @@
 """Forecast defects found in review (issue #12), one test each; every one failed before its fix."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -10,7 +11,14 @@ from launcher.memory import NF4_BYTES, Setup, peak_memory
 from launcher.params import count_params
 from launcher.planner import choose
 from launcher.specs import cluster_spec, gpu_spec, model_spec
-from launcher.throughput import DEFAULT_INTER_NODE_GB_S, Efficiency, step_time
+from launcher.throughput import (
+    DDP_BUCKET_BYTES,
+    DEFAULT_INTER_NODE_GB_S,
+    INTER_NODE_LATENCY_S,
+    INTRA_NODE_LATENCY_S,
+    Efficiency,
+    step_time,
+)
 from tests.conftest import load, make_job
 
 M = model_spec(load("model", "llama-2-7b"))
@@ -76,12 +84,15 @@ def test_lora_gradients_travel_in_the_adapter_dtype():
     lora = step_time(M, P, setup(method="lora", n_gpus=8, zero=0), H100, CLOUD, 1, NO_OVERLAP)
     qlora = step_time(M, P, setup(method="qlora", n_gpus=8, zero=0), H100, CLOUD, 1, NO_OVERLAP)
     ring = 2 * 7 / 8
+
+    def latency(grad_bytes):  # 25 MB DDP buckets, each all-reduce = 2 x 7 ring steps
+        return 2 * math.ceil(grad_bytes / DDP_BUCKET_BYTES) * 7 * INTRA_NODE_LATENCY_S
+
+    bw = H100.intra_node_gb_s * 1e9
     assert lora.comm == pytest.approx(
-        ring * 4.0 * P.lora / (H100.intra_node_gb_s * 1e9)
+        ring * 4.0 * P.lora / bw + latency(4.0 * P.lora)
     )  # fp32 adapters (PEFT)
-    assert qlora.comm == pytest.approx(
-        ring * 2.0 * P.lora / (H100.intra_node_gb_s * 1e9)
-    )  # bf16 adapters (TRL casts QLoRA's)
+    assert qlora.comm == pytest.approx(ring * 2.0 * P.lora / bw + latency(2.0 * P.lora))  # bf16 (TRL's QLoRA)
 
 
 def test_zero3_shards_lora_adapters():
@@ -90,3 +101,15 @@ def test_zero3_shards_lora_adapters():
     base = 2.0 * P.total
     assert one.weights - base == pytest.approx(4.0 * P.lora)
     assert z3.weights - base / 8 == pytest.approx(4.0 * P.lora / 8)
+
+
+def test_collectives_pay_latency_per_call():
+    # ZeRO-3 on 8 GPUs: per layer, one all-gather per pass + one reduce-scatter, each 7 ring steps x 5 us.
+    s = setup(method="lora", n_gpus=8, micro_batch=1, seq_len=16)
+    st = step_time(M, P, s, H100, CLOUD, 1, NO_OVERLAP)
+    ring = 7 / 8
+    beta = (2 * ring * 2.0 * P.total + ring * 4.0 * P.lora) / (H100.intra_node_gb_s * 1e9)
+    assert st.comm == pytest.approx(beta + (2 + 1) * 32 * 7 * INTRA_NODE_LATENCY_S)
+    two_nodes = step_time(M, P, setup(method="lora", micro_batch=1, seq_len=16), H100, CLOUD, 1, NO_OVERLAP)
+    beta16 = (2 * 15 / 16 * 2.0 * P.total + 15 / 16 * 4.0 * P.lora) / (CLOUD.inter_node_gb_s * 1e9)
+    assert two_nodes.comm == pytest.approx(beta16 + 3 * 32 * 15 * INTER_NODE_LATENCY_S)
