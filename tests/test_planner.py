@@ -112,8 +112,12 @@ def _fit(job):
 
 
 def test_full_fine_tuning_when_no_adapter_fits_and_no_budget():
-    # Without checkpointing at seq 8192 no LoRA/QLoRA layout fits an A100 while sharded full FT does;
+    # Without checkpointing at seq 8192, with rank-1024 adapters (2.7 B trainable parameters on top of the
+    # adapters' per-input activation copies), no LoRA/QLoRA layout fits an A100 while sharded full FT does;
     # this used to crash formatting a budget of None.
-    r = choose(make_job(model="llama-3-8b", data="ultrachat", cluster="slurm-a100", grad_ckpt=False))
+    method = load("method", "auto") | {"lora_r": 1024}
+    job = make_job(model="llama-3-8b", data="ultrachat", method=method, cluster="slurm-a100", grad_ckpt=False,
+                   seq_len=8192)  # fmt: skip
+    r = choose(job)
     assert r.chosen is not None and r.chosen.method == "full"
     assert "neither LoRA nor QLoRA" in r.reason
