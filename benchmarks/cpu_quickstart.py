@@ -20,6 +20,8 @@ from launcher.compare import errors, pairs  # noqa: E402
 from launcher.plan import read_plan  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# cpu_quickstart.json: a quiet machine; pass another name when the machine is shared and busy
+OUT = sys.argv[1] if len(sys.argv) > 1 else "cpu_quickstart.json"
 
 
 def run(d: Path, *extra: str) -> Path:
@@ -56,7 +58,7 @@ def main() -> None:
     (HERE / "results").mkdir(exist_ok=True)
     # The machine is shared: the 1-minute load average (2 cores) says how disturbed these timings are.
     out = {"runs": [first, second], "load_avg_1min": [load, os.getloadavg()[0]]}
-    (HERE / "results" / "cpu_quickstart.json").write_text(json.dumps(out, indent=2) + "\n")
+    (HERE / "results" / OUT).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ from launcher.specs import model_spec  # noqa: E402
 RESULTS = HERE / "results" / "own_stack_memory.json"
 # conf/model name prefix -> transformers model_type (the architecture class from_pretrained would pick).
 MODEL_TYPES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "gemma-2": "gemma2", "phi-3": "phi3"}
+# transformers 5.24 refuses SDPA for Gemma-2 ("does not support an attention implementation through
+# scaled_dot_product_attention"): the recipe (and this benchmark) must run it with eager attention.
+EAGER_ONLY = ("gemma2",)
 MEASURED_LAYERS = (2, 4)
 LORA_DROPOUT = 0.05  # conf/method/lora.yaml
 DEBUG = False
@@ -49,6 +52,10 @@ def model_type(name: str) -> str:
         if name.startswith(prefix):
             return t
     raise ValueError(f"no transformers model_type known for {name}")
+
+
+def attention(arch: dict) -> str:
+    return "eager" if model_type(arch["name"]) in EAGER_ONLY else "sdpa"
 
 
 def load_conf(name: str) -> dict:
@@ -198,7 +205,7 @@ def measure(arch: dict, layers: int, method: str, objective: str, seq: int, mb: 
     with FakeTensorMode(allow_non_fake_inputs=True), _gpu_kernels():
         torch.set_default_dtype(weights_dtype)
         try:
-            model = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+            model = AutoModelForCausalLM.from_config(cfg, attn_implementation=attention(arch))
         finally:
             torch.set_default_dtype(prev)
         add_fused_lm_head(model, outputs=outputs)
@@ -325,7 +332,7 @@ def key(c: tuple) -> str:
 def predicted(arch: dict, method: str, objective: str, seq: int, mb: int, ckpt: bool) -> float:
     m = model_spec(arch)
     s = Setup(method=method, objective=objective, n_gpus=1, zero=0, offload_optimizer=False, offload_params=False,
-              micro_batch=mb, seq_len=seq, grad_ckpt=ckpt, lora_dropout=0.05)  # fmt: skip
+              micro_batch=mb, seq_len=seq, grad_ckpt=ckpt, lora_dropout=LORA_DROPOUT, attention=attention(arch))  # fmt: skip
     return peak_memory(m, count_params(m), s).allocated
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 # initialisation) + weights at 1 GB/s (assumption).
 STARTUP_S = 120.0
 # The CPU "device" (this machine): the recipe's measured start-up, process start to first step plus the final
-# save (actuals wall_s - train_s), benchmarks/results/cpu_quickstart.json startup_s.
+# save (actuals wall_s - train_s): 7.6 s and 6.4 s on a quiet machine (benchmarks/results/cpu_quickstart.json,
+# commit 5a0f0ed); 27.7 s and 36.6 s at load average 13-20 on 2 cores (results/cpu_quickstart-loaded.json).
 CPU_STARTUP_S = 7.0
 LOAD_GB_S = 1.0
 # Checkpoint writes to shared storage at 1 GB/s (assumption): a full-FT checkpoint is weights + Adam state.
