@@ -235,17 +235,19 @@ def measure(arch: dict, layers: int, method: str, objective: str, seq: int, mb: 
 
         def step(tracker=None) -> None:
             with autocast:
+                ref = None
+                if objective == "dpo":
+                    # TRL runs the reference (base with the adapter off, no grad) after the policy forward;
+                    # MemTracker cannot see one module run twice in a step, so it runs first here and its
+                    # transient (one layer + one logits tile, freed at once) is not stacked on the policy's.
+                    with torch.no_grad(), model.disable_adapter():
+                        ref = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs.sum(1)
+                    if tracker is not None:
+                        tracker.reset_mod_stats()
                 out = model(input_ids=ids, labels=labels, fused_lm_head=True)
                 loss = out.loss
-                if objective == "dpo":
-                    logps = out.log_probs.sum(1)
-                    if (
-                        tracker is not None
-                    ):  # MemTracker refuses a second forward of a module per step otherwise
-                        tracker.reset_mod_stats()
-                    with torch.no_grad(), model.disable_adapter():  # TRL: reference = base with adapter off
-                        ref = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs.sum(1)
-                    c, r = (logps - ref).chunk(2)
+                if ref is not None:
+                    c, r = (out.log_probs.sum(1) - ref).chunk(2)
                     loss = -torch.nn.functional.logsigmoid(0.1 * (c - r)).mean()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
