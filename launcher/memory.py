@@ -123,12 +123,14 @@ def quant_bytes(s: Setup) -> float:
 
 
 def activation_bytes_per_token_layer(m: ModelSpec, s: Setup) -> float:
-    return _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)
+    """Mean over decoder layers (MoE models mix dense and MoE layers)."""
+    return _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)[0]
 
 
 @cache  # the planner asks thousands of times for a handful of distinct answers
-def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: str) -> float:
-    """Bytes one decoder layer saves for backward per token, bf16, SDPA/flash attention (no s^2 term).
+def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: str) -> tuple[float, float]:
+    """Bytes one decoder layer saves for backward per token, bf16, SDPA/flash attention (no s^2 term):
+    (mean over layers, largest layer).
 
     Listing what autograd saves, after Korthikanti et al. 2022 (arXiv:2205.05198 §4.1) for GQA + gated MLP +
     HF RMSNorm, checked against our own stack under FakeTensorMode + MemTracker at 2 and 4 layers
@@ -142,6 +144,9 @@ def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: s
     fc2's 2I), and each trainable norm weight keeps its bf16 input (2h).
     LoRA: each targeted input is cast to the adapter dtype (fp32 LoRA 4 bytes, bf16 QLoRA 2) and kept by lora_A;
     dropout (p > 0) adds its 1-byte bool mask (CUDA native_dropout).
+    MoE layer (transformers' *SparseMoeBlock; not yet in the own-stack benchmark): router logits 2E and their
+    fp32 softmax 4E; each of the top-k routed copies keeps its gathered input 2h, a gated expert's 8I_e and its
+    output 2h for the routing-weight product; a shared expert adds 8I_s like a dense MLP.
     """
     h, q, kv, i = m.hidden_size, m.q_dim, m.kv_dim, m.intermediate_size
     attn = 6 * q + 4 * kv
@@ -155,7 +160,15 @@ def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: s
     if method in ("lora", "qlora"):
         per_input = adapter_bytes(method) + (1 if lora_dropout > 0 else 0)
         lora = per_input * sum(fin for fin, _ in lora_targets(m, targets).values())
-    return attn + mlp + norms + lora
+    dense = attn + mlp + norms + lora
+    if not m.is_moe:
+        return dense, dense
+    e, k = m.num_experts, m.experts_per_token
+    moe_mlp = 2 * h + 6 * e + k * (4 * h + 8 * m.expert_size) + 8 * m.shared_expert_intermediate_size
+    moe = attn + moe_mlp + norms + lora
+    n_moe = m.moe_layers
+    mean = (n_moe * moe + (m.num_hidden_layers - n_moe) * dense) / m.num_hidden_layers
+    return mean, max(moe, dense if n_moe < m.num_hidden_layers else 0.0)
 
 
 def logits_bytes(m: ModelSpec, p: ParamCounts, s: Setup, tokens: int) -> float:
@@ -189,7 +202,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         adapters = 0.0
     else:
         if s.method == "qlora":
-            base = s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
+            base = s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm + p.experts)
         else:
             base = 2.0 * p.total
         base = base / (n if z >= 3 else 1)
@@ -220,7 +233,8 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     workspace = 4 * 2.0 * tokens * max(m.intermediate_size, m.hidden_size)
 
     # --- activations -------------------------------------------------------------------------------------
-    per_layer_act = activation_bytes_per_token_layer(m, s) * tokens
+    mean_act, max_act = _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)
+    per_layer_act = mean_act * tokens
     if s.attention == "eager":
         # Eager attention keeps the s x s scores and softmax output per head, bf16: 4*a*s^2 bytes per layer
         # and sequence (Korthikanti et al. 2022 §4.1, 5*a*s^2 with dropout; HF training has none).
@@ -229,7 +243,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     if s.grad_ckpt:
         # HF gradient checkpointing saves each layer's input (2h bytes/token) and recomputes one layer at a
         # time in backward (Chen et al. 2016, arXiv:1604.06174).
-        activations = L * 2.0 * m.hidden_size * tokens + per_layer_act
+        activations = L * 2.0 * m.hidden_size * tokens + per_layer_act + (max_act - mean_act) * tokens
     else:
         activations = L * per_layer_act
     logits = logits_bytes(m, p, s, tokens)
@@ -239,7 +253,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     if s.objective == "dpo" and s.dpo_reference == "model":
         reference = 2.0 * p.total / (n if z >= 3 else 1)  # frozen bf16 copy, sharded like params under ZeRO-3
         if s.method == "qlora":
-            reference = (s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)) / (
+            reference = (s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm + p.experts)) / (
                 n if z >= 3 else 1
             )
 
