@@ -145,17 +145,19 @@ def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: s
     LoRA: each targeted input is cast to the adapter dtype (fp32 LoRA 4 bytes, bf16 QLoRA 2) and kept by lora_A;
     dropout (p > 0) adds its 1-byte bool mask (CUDA native_dropout).
     MoE layer (transformers' *SparseMoeBlock; not yet in the own-stack benchmark): router logits 2E and their
-    fp32 softmax 4E; each of the top-k routed copies keeps its gathered input 2h, a gated expert's 8I_e and its
-    output 2h for the routing-weight product; a shared expert adds 8I_s like a dense MLP.
+    fp32 softmax 4E; each of the top-k routed copies keeps its gathered input 2h, an expert MLP as above (width
+    I_e) and its output 2h for the routing-weight product; a shared expert adds a dense MLP of width I_s.
     """
     h, q, kv, i = m.hidden_size, m.q_dim, m.kv_dim, m.intermediate_size
-    attn = 6 * q + 4 * kv
-    mlp = 6 * i if m.mlp == "gated" else 2 * i
-    norms = 4 * h * m.norms_per_layer
-    if method == "full":
-        attn += 2 * h
-        mlp += 2 * h + 2 * i
-        norms += 2 * h * m.norms_per_layer
+
+    def mlp_bytes(width: int) -> int:
+        if method == "full":
+            return 2 * h + (8 * width if m.mlp == "gated" else 4 * width)
+        return 6 * width if m.mlp == "gated" else 2 * width
+
+    attn = 6 * q + 4 * kv + (2 * h if method == "full" else 0)
+    mlp = mlp_bytes(i)
+    norms = (6 if method == "full" else 4) * h * m.norms_per_layer
     lora = 0.0
     if method in ("lora", "qlora"):
         per_input = adapter_bytes(method) + (1 if lora_dropout > 0 else 0)
@@ -164,7 +166,8 @@ def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: s
     if not m.is_moe:
         return dense, dense
     e, k = m.num_experts, m.experts_per_token
-    moe_mlp = 2 * h + 6 * e + k * (4 * h + 8 * m.expert_size) + 8 * m.shared_expert_intermediate_size
+    shared = m.shared_expert_intermediate_size
+    moe_mlp = 6 * e + k * (4 * h + mlp_bytes(m.expert_size)) + (mlp_bytes(shared) if shared else 0)
     moe = attn + moe_mlp + norms + lora
     n_moe = m.moe_layers
     mean = (n_moe * moe + (m.num_hidden_layers - n_moe) * dense) / m.num_hidden_layers
