@@ -59,15 +59,9 @@ def run_local(plan: Plan, env: dict[str, str]) -> int:
 
 def finish_local(plan: Plan, run_dir: Path) -> None:
     """The end of a local run: predicted vs actual, and where to look next."""
-    import json
+    from launcher.summary import show
 
-    from rich.console import Console
-
-    from launcher.summary import next_steps, summary_table
-
-    f = run_dir / "actuals.json"
-    actuals = json.loads(f.read_text()) if f.exists() else None
-    Console(highlight=False).print(summary_table(plan, actuals, next_steps(run_dir)), crop=False)
+    show(run_dir)
 
 
 def execute(plan: Plan, run_dir: Path, executor: str, cfg: dict) -> int:

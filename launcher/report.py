@@ -92,6 +92,15 @@ def table(rows: list[dict[str, Any]]) -> None:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def figure(rows: list[dict[str, Any]]):
     """Four predicted-vs-actual panels. Each point carries its run's number; the key under the panels names
     the runs (names are too long to print beside the points without overlap)."""
     import matplotlib
@@ -151,9 +160,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
         key.text(col * 0.5, 1.0, "\n".join(chunk), va="top", ha="left", fontsize=8, family="monospace",
                  transform=key.transAxes)  # fmt: skip
     fig.suptitle(f"ftlaunch: predicted vs actual ({n_key} runs)")
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _log_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -162,7 +169,10 @@ def _log_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 
 
 def _short(v: float) -> str:
-    return f"{v / 1000:.3g}k" if v >= 1000 else f"{v:.3g}"
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
 
 
 def log_plot(uri: str, experiment: str, path: Path) -> str:

@@ -124,3 +124,32 @@ def summary_markdown(plan: Plan, actuals: dict[str, Any] | None) -> str:
         f"Why: {plan.reason}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def show(run_dir: str | Path, console=None) -> None:
+    """Print a run folder's summary (what `launch status` and the end of a local run show)."""
+    from rich.console import Console
+
+    from launcher.plan import read_plan
+
+    run_dir = Path(run_dir)
+    f = run_dir / "actuals.json"
+    actuals = json.loads(f.read_text()) if f.exists() else None
+    console = console or Console(highlight=False)
+    console.print(summary_table(read_plan(run_dir / "plan.json"), actuals, next_steps(run_dir)), crop=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m launcher.summary RUN_DIR...`: predicted vs actual for run folders."""
+    import sys
+
+    for d in argv if argv is not None else sys.argv[1:]:
+        if not (Path(d) / "plan.json").exists():
+            print(f"error: {d} is not a run folder (no plan.json)", file=sys.stderr)
+            return 2
+        show(d)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

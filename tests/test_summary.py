@@ -68,3 +68,17 @@ def test_terminal_table_and_next_steps(plan, tmp_path):
     assert label == "MLflow" and line.startswith("mlflow ui --backend-store-uri sqlite:////x/mlflow.db")
     (tmp_path / "mlflow.json").write_text(json.dumps({"uri": "sqlite:////x/mlflow.db", "run_id": None}))
     assert "launch-report --sync" in summary.next_steps(tmp_path)[1][1]
+
+
+def test_module_prints_a_run_folder_or_refuses_in_one_line(plan, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "launcher.summary", plan.run_dir], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and "no actuals yet" in r.stdout and "predicted" in r.stdout, r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "launcher.summary", str(tmp_path)], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and r.stderr == f"error: {tmp_path} is not a run folder (no plan.json)\n"
