@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from launcher.prompts import alpaca_prompt
 from recipes import assets
 
 FORMATS = ("alpaca", "messages", "preference", "text")
@@ -155,12 +156,6 @@ def _check_all(items, fmt: str, name: str) -> int:
 
 
 # ---------------------------------------------------------------- loading and shaping for TRL
-
-
-def alpaca_prompt(row: dict) -> str:
-    if row.get("input"):
-        return assets.ALPACA_PROMPT_INPUT.format(instruction=row["instruction"], input=row["input"])
-    return assets.ALPACA_PROMPT.format(instruction=row["instruction"])
 
 
 def to_trl(row: dict, fmt: str, objective: str) -> dict:
