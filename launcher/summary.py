@@ -95,21 +95,22 @@ def summary_table(
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(title=headline(plan, actuals), title_justify="left", title_style="bold")
+    head = Text(headline(plan, actuals), style="bold", no_wrap=True, overflow="ignore")
+    t = Table()
     t.add_column("")
     for col in ("predicted", "actual", "error"):
         t.add_column(col, justify="right")
     for what, p, a, e in rows(plan, actuals):
         t.add_row(what, p, a, e)
     if not next_steps:
-        return t
+        return Group(head, t)
     # plain lines, never wrapped inside a cell, so a terminal keeps each link whole and clickable
     width = max(len(label) for label, _ in next_steps) + 2
     links = [
         Text.assemble((label.ljust(width), "bold cyan"), text, no_wrap=True, overflow="ignore")
         for label, text in next_steps
     ]
-    return Group(t, *links)
+    return Group(head, t, *links)
 
 
 def summary_markdown(plan: Plan, actuals: dict[str, Any] | None) -> str:
