@@ -46,9 +46,14 @@ def check_overrides(argv: list[str]) -> None:
             known = _known(plain)
             for v in value.split(","):  # a -m sweep lists several
                 if v not in known:
+                    own = (
+                        " or your own: model.path=/abs/model_dir or model=hf:Org/Name"
+                        if plain == "model"
+                        else ""
+                    )
                     raise ConfigError(
                         f"unknown {plain} {v!r}: known are {', '.join(k for k in known if k != 'auto') or '-'}"
-                        f" (or add conf/{plain}/{v}.yaml)"
+                        f" (or add conf/{plain}/{v}.yaml){own}"
                     )
         elif "." not in plain and not plain.startswith("hydra") and not key.startswith("+"):
             top = top or _top_level_keys()
@@ -146,8 +151,11 @@ def redact(obj):
 
 
 def main() -> None:
-    argv = _take_verbose(sys.argv[1:])
-    sys.argv = [sys.argv[0], *argv]  # hydra.main below reads sys.argv
+    from launcher.modelconfig import rewrite_args
+
+    plain = _take_verbose(sys.argv[1:])
+    sys.argv = [sys.argv[0], *plain]  # hydra.main below reads sys.argv
+    argv = rewrite_args(plain)
     try:
         check_overrides(argv)
     except ConfigError as e:
