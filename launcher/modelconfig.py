@@ -228,6 +228,10 @@ def rewrite_args(argv: list[str]) -> list[str]:
         if eq and key.lstrip("+") == "model" and value.startswith(HF_PREFIX) and "," not in value:
             arg, key = f"model.path={value}", "model.path"
         bare = not (is_local(value) or value.startswith((HF_PREFIX, "builtin:")) or "," in value)
+        if eq and key.lstrip("+") == "model.path" and not value.strip("'\" "):
+            raise ConfigError(
+                "model.path is empty: give a model folder (model.path=/abs/dir) or a cached hf:Org/Name"
+            )
         if eq and key.lstrip("+") == "model.path" and bare:
             # a bare `dir/sub` or `Org/Name` typed by the user: their folder if it exists, else a Hub id to find in
             # the cache (never the catalog entry's facts under a path they do not describe)

@@ -186,7 +186,7 @@ def test_unsupported_configs_say_what_is_wrong(config, says):
 
 
 @pytest.mark.parametrize(
-    "case", ["missing", "no-config", "not-cached", "encoder", "bad-json", "no-tokenizer"]
+    "case", ["missing", "empty", "no-config", "not-cached", "encoder", "bad-json", "no-tokenizer"]
 )
 def test_bad_model_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
     work = tmp_path / "work"
@@ -197,6 +197,8 @@ def test_bad_model_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
     arg = f"model.path={d}"
     if case == "missing":
         arg, says = f"model.path={tmp_path / 'nonexistent'}", "does not exist"
+    elif case == "empty":
+        arg, says = "model.path=", "model.path is empty"
     elif case == "no-config":
         says = "has no config.json"
     elif case == "not-cached":
