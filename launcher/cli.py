@@ -168,8 +168,10 @@ def redact(obj):
 def main() -> None:
     from launcher.modelconfig import rewrite_args
 
+    plain = _take_verbose(sys.argv[1:])
+    sys.argv = [sys.argv[0], *plain]  # hydra.main below reads sys.argv
     try:
-        argv = rewrite_args(sys.argv[1:])
+        argv = rewrite_args(plain)
         check_overrides(argv)
         if "-m" in argv or "--multirun" in argv:
             from launcher.validate import check_sweep
@@ -202,6 +204,17 @@ def main() -> None:
     finally:
         sys.stderr = real_stderr
     sys.exit(_exit_code)
+
+
+def _take_verbose(argv: list[str]) -> list[str]:
+    """`-v`/`--verbose` is ours (Hydra has none): show every line the job prints, not only ours
+    (launcher/live.py). Taken out before Hydra sees argv; the recipe learns it from the environment."""
+    import os
+
+    rest = [a for a in argv if a not in ("-v", "--verbose")]
+    if len(rest) != len(argv):
+        os.environ["FTLAUNCH_VERBOSE"] = "1"
+    return rest
 
 
 def _single(argv: list[str]) -> int:

@@ -35,9 +35,17 @@ def train_command(plan: Plan, python: str | None = None) -> list[str]:
 
 
 def run_local(plan: Plan, env: dict[str, str]) -> int:
-    """Train in the foreground, echoing and logging output to run_dir/train.log. Returns the exit code."""
+    """Train in the foreground, all output in run_dir/train.log. Quiet (default): our own lines and a progress
+    bar (launcher/live.py); verbose (`launch -v`): every line echoed. Returns the exit code."""
+    from launcher import live
+
     cmd = train_command(plan)
     log = Path(plan.run_dir) / "train.log"
+    if not live.verbose():
+        r = plan.resources
+        print(f"training locally; full output in {log}", flush=True)
+        return live.run_quiet(cmd, env, Path(plan.run_dir), plan.training.max_steps,
+                              r.n_gpus * r.price_per_gpu_hour / 3600)  # fmt: skip
     print(f"running locally: {' '.join(cmd)}", flush=True)
     with open(log, "ab") as f:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env})
@@ -49,8 +57,19 @@ def run_local(plan: Plan, env: dict[str, str]) -> int:
         return p.wait()
 
 
+def finish_local(plan: Plan, run_dir: Path) -> None:
+    """The end of a local run: predicted vs actual, and where to look next."""
+    from launcher.summary import show
+
+    show(run_dir)
+
+
 def execute(plan: Plan, run_dir: Path, executor: str, cfg: dict) -> int:
     kind = pick_executor(executor, plan.cluster.get("executor") or "slurm")
+    from launcher import live
+
+    if kind == "local" and not live.verbose():
+        live.route_logs(run_dir / "train.log")
     env = {"FTLAUNCH_RUN_DIR": str(run_dir)}
     cap = cfg.get("cost_cap")
     if cap is not None:  # validated in launcher/specs.py
@@ -80,6 +99,8 @@ def execute(plan: Plan, run_dir: Path, executor: str, cfg: dict) -> int:
         print(
             f"warning: MLflow not reachable; metrics kept in {run_dir}, run `launch-report --sync {run_dir}`"
         )
+    if (run_dir / "actuals.json").exists():
+        finish_local(plan, run_dir)
     if rc == 2:
         return 2  # the recipe already printed the one-line reason (bad data, ...)
     if rc != 0:

@@ -46,7 +46,7 @@ def test_run_has_plan_predictions_actuals_and_errors(quickstart):
         assert m[f"error_ratio_{k}"] == pytest.approx(m[f"actual_{k}"] / m[f"predicted_{k}"], rel=1e-6)
         assert m[f"error_pct_{k}"] == pytest.approx((m[f"error_ratio_{k}"] - 1) * 100, rel=1e-6)
     assert run.info.status == "FINISHED" and t["ftlaunch.status"] == "completed"
-    assert t["user"] and t["git_commit"] and t["cluster"] == "local"
+    assert t["user"] and t["cluster"] == "local"  # git_commit: tests/test_visible.py
     # training curve: one loss point per step
     hist = _client(d).get_metric_history(run.info.run_id, "loss")
     assert len(hist) == plan.training.max_steps
@@ -77,6 +77,13 @@ def test_report_table_plot_and_calibration_shrinks_error(quickstart):
     assert "predicted vs actual" in r.stdout and "cpu/lora" in r.stdout
     png = (d / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    # the plot is a report, not a training run: in its own experiment, absent from the training runs
+    c = _client(d)
+    reports = c.get_experiment_by_name("ftlaunch-reports")
+    (rep,) = c.search_runs([reports.experiment_id])
+    assert [a.path for a in c.list_artifacts(rep.info.run_id)] == ["report.png"]
+    training = c.search_runs([c.get_experiment_by_name("ftlaunch").experiment_id])
+    assert all("method" in r.data.params for r in training)
     cal = json.loads((d / "runs" / "calibration.json").read_text())["factors"]["cpu/lora"]
     assert cal["n"] == 1 and cal["tokens_per_s"] > 0 and cal["overhead"] > 0
 
