@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from itertools import zip_longest
 
 from launcher import cost as costs
+from launcher.errors import ConfigError
 from launcher.memory import GiB, MemoryBreakdown, Setup, peak_memory
 from launcher.params import ParamCounts, count_params
 from launcher.specs import DEFAULT_LR, METHODS, GpuSpec, Job
@@ -108,29 +109,69 @@ def _methods(job: Job) -> tuple[str, ...]:
     return METHODS
 
 
+def _layout_skip(method: str, n: int, cpu: bool, z: int, off_opt: bool, off_par: bool) -> str | None:
+    """Why a (zero stage, offload) layout is not worth trying for this method and GPU count, or None."""
+    if off_par and z != 3:
+        return "offloading parameters needs ZeRO-3"
+    if off_opt and z == 0:
+        return "offload needs DeepSpeed (zero >= 1)"
+    if cpu and (z > 0 or off_opt):
+        return "the CPU device runs without DeepSpeed, so no ZeRO stage or offload (pick a GPU cluster)"
+    if n == 1 and z > 0 and not off_opt:
+        return "sharding over one GPU changes nothing (use zero=0, or offload, or more GPUs)"
+    if method != "full" and (z in (1, 2) or (off_opt and not off_par)):
+        return f"{method}'s optimizer state is tiny, so ZeRO-1/2 or optimizer offload change nothing"
+    return None
+
+
+_OFFLOAD = {None: None, "none": (False, False), "optimizer": (True, False), "all": (True, True)}
+
+
 def _memory_layouts(job: Job, method: str, n: int, cpu: bool) -> list[tuple[int, bool, bool]]:
-    """(zero stage, offload optimizer, offload params) worth trying."""
-    out = []
-    for z in range(4):
-        for off_opt, off_par in ((False, False), (True, False), (True, True)):
-            if off_par and z != 3:
-                continue
-            if off_opt and z == 0:
-                continue  # offload needs DeepSpeed
-            if n == 1 and z > 0 and not off_opt:
-                continue  # sharding over one GPU changes nothing
-            if cpu and (z > 0 or off_opt):
-                continue  # the CPU quickstart runs without DeepSpeed
-            if method != "full" and (z in (1, 2) or (off_opt and not off_par)):
-                continue  # adapters' optimizer state is tiny: sharding or offloading it changes nothing
-            out.append((z, off_opt, off_par))
-    p = job.pins
-    want = {None: None, "none": (False, False), "optimizer": (True, False), "all": (True, True)}[p.offload]
+    """(zero stage, offload optimizer, offload params) worth trying and allowed by the pins."""
+    return [lay for lay in _pinned_layouts(job) if _layout_skip(method, n, cpu, *lay) is None]
+
+
+def _pinned_layouts(job: Job) -> list[tuple[int, bool, bool]]:
+    p, want = job.pins, _OFFLOAD[job.pins.offload]
     return [
-        lay
-        for lay in out
-        if (p.zero is None or lay[0] == p.zero) and (want is None or (lay[1], lay[2]) == want)
+        (z, oo, op)
+        for z in range(4)
+        for oo, op in ((False, False), (True, False), (True, True))
+        if (p.zero is None or z == p.zero) and (want is None or (oo, op) == want)
     ]
+
+
+def check_pins(job: Job) -> None:
+    """Pins that leave nothing to forecast end here with one line, instead of an empty search."""
+    reasons: list[str] = []
+    for method in _methods(job):
+        for gpu in job.gpus:
+            for n in gpu_counts(job):
+                for lay in _pinned_layouts(job):
+                    why = _layout_skip(method, n, gpu.name == "cpu", *lay)
+                    if why is None:
+                        return
+                    reasons.append(why)
+    p = job.pins
+    pins = [
+        f"{k}={v}"
+        for k, v in (("zero", p.zero), ("offload", p.offload), ("n_gpus", p.n_gpus))
+        if v is not None
+    ]
+    if job.method.name != "auto":
+        pins.append(f"method={job.method.name}")
+    why = max(set(reasons), key=reasons.count) if reasons else "no layout matches"
+    raise ConfigError(f"{' '.join(pins)} cannot be planned: {why}; drop or change a pin")
+
+
+def check_micro_batch(job: Job) -> None:
+    mb, n = job.pins.micro_batch, min(gpu_counts(job))
+    if mb is not None and mb > 1 and mb * n > job.global_batch:
+        raise ConfigError(
+            f"micro_batch={mb} x {n} GPU(s) exceeds global_batch={job.global_batch}: "
+            f"lower micro_batch or raise global_batch"
+        )
 
 
 def _references(job: Job, method: str, objective: str) -> tuple[str, ...]:
@@ -206,6 +247,8 @@ def usd(x: float) -> str:
 
 
 def choose(job: Job) -> PlanResult:
+    check_pins(job)
+    check_micro_batch(job)
     cands, params = evaluate(job)
     objective = objective_of(job)
     key = _key(job)
@@ -249,6 +292,9 @@ def choose(job: Job) -> PlanResult:
                 reason = f"large domain shift, but full fine-tuning {why}: LoRA instead"
         else:
             chosen, reason = lora, "small domain shift, budget allows it: LoRA (brief's default)"
+        if chosen is None and in_budget:  # the pins rule out the methods the decision flow would take
+            chosen = min(in_budget, key=key)
+            reason = f"the pins leave only {METHOD_NAMES[chosen.method]} within budget"
     if chosen is not None and objective == "dpo":
         reason += "; preference data: DPO stage"
 

@@ -74,6 +74,12 @@ BAD = [
     (["cost_cap=-1"], "cost_cap"),
     (["method.lora_targets=c_attn"], "lora_targets"),
     (["model.hidden_size=-1"], "hidden_size"),
+    # pins the README advertises but that leave nothing to plan (used to crash in min())
+    (["zero=3"], "zero=3 cannot be planned: the CPU device runs without DeepSpeed"),
+    (["method=qlora", "zero=2"], "zero=2 method=qlora cannot be planned"),
+    (["method=lora", "offload=optimizer"], "offload=optimizer method=lora cannot be planned"),
+    (["method=qlora", "zero=2", "cluster=cloud"], "qlora's optimizer state is tiny"),
+    (["micro_batch=64"], "micro_batch=64 x 1 GPU(s) exceeds global_batch=32"),
 ]
 
 
