@@ -1,14 +1,15 @@
 """A local data file, checked and measured on the login node before anything is planned or submitted.
 
-Row checks are the recipe's own (recipes/data.py validate_file: torch-free), so a malformed row is caught
-here with its line number instead of after the job has waited in the queue.
+Row checks and path resolution are the ones the recipe runs (launcher/datarows.py, shared by both sides), so
+a malformed row is caught here with its line number instead of after the job has waited in the queue, and
+the path written into plan.json is absolute (no `~` or working directory left for the node to interpret).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from launcher.datarows import DataError, local_path, validate_file
 from launcher.errors import ConfigError
 
 # ~4 characters per token for English text with BPE tokenizers (OpenAI's tokenizer guide rule of thumb);
@@ -16,20 +17,15 @@ from launcher.errors import ConfigError
 CHARS_PER_TOKEN = 4.0
 
 
-def looks_local(path: str) -> bool:
-    return not path.startswith("builtin:") and (
-        path.endswith((".jsonl", ".json")) or path.startswith(("/", "./", "../", "~")) or Path(path).exists()
-    )
-
-
 def inspect(d: dict[str, Any]) -> dict[str, Any]:
-    """data config -> the same with n_samples / tokens_per_sample / max_tokens filled from the file."""
+    """data config -> the same with the path made absolute and n_samples / tokens_per_sample / max_tokens
+    filled from the file."""
     path = str(d.get("path") or "")
-    if not looks_local(path):
+    p = local_path(path)
+    if p is None:
         return d
-    from recipes.data import DataError, validate_file
-
-    p = Path(path).expanduser()
+    if p.is_dir():
+        return {**d, "path": str(p)}  # a dataset folder: load_dataset reads it and the recipe checks its rows
     if not p.is_file():
         raise ConfigError(
             f"data.path={path!r} does not exist: give an existing JSONL/JSON file or a dataset name"
@@ -40,7 +36,7 @@ def inspect(d: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(str(e)) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p} is not UTF-8 text: save it as UTF-8 JSONL") from None
-    out = dict(d)
+    out = {**d, "path": str(p)}
     if out.get("n_samples") is None:
         out["n_samples"] = rows
     if out.get("tokens_per_sample") is None or out.get("max_tokens") is None:

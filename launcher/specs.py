@@ -11,11 +11,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from launcher.datarows import FORMATS
 from launcher.errors import ConfigError
 
 METHODS = ("lora", "qlora", "full")
 OBJECTIVES = ("sft", "dpo")
-DATA_FORMATS = ("alpaca", "messages", "preference", "text")
+DATA_FORMATS = FORMATS  # launcher/datarows.py, shared with the recipe
 # Learning rates users expect from Axolotl/LLaMA-Factory examples: adapters tolerate ~10x full FT's.
 DEFAULT_LR = {("lora", "sft"): 2e-4, ("qlora", "sft"): 2e-4, ("full", "sft"): 2e-5}
 DEFAULT_LR.update({("lora", "dpo"): 5e-5, ("qlora", "dpo"): 5e-5, ("full", "dpo"): 5e-7})
