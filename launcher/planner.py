@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from itertools import zip_longest
 
 from launcher import cost as costs
+from launcher.compare import measured_memory
 from launcher.errors import ConfigError
 from launcher.memory import GiB, MemoryBreakdown, Setup, peak_memory
 from launcher.params import ParamCounts, count_params
@@ -218,8 +219,9 @@ def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
                 dpo_reference=ref, device_context=gpu.name != "cpu", attention=job.attention,
             )  # fmt: skip
             mem = peak_memory(m, p, s)
-            if f_mem != 1.0:
-                mem = replace(mem, calibration=(f_mem - 1.0) * mem.total)
+            if f_mem != 1.0:  # the factor was fitted on the measured part only (launcher/compare.py)
+                measured = measured_memory(mem.total, mem.overhead, gpu.name)
+                mem = replace(mem, calibration=(f_mem - 1.0) * measured)
             if mem.total > (1 - FIT_MARGIN) * gpu.memory_gib * GiB:
                 out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
                 break  # larger micro-batches need more memory still

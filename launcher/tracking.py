@@ -218,7 +218,9 @@ def _log_actuals(c, run_dir: Path, s: dict[str, Any], actuals: dict[str, Any]) -
         for k, v in actuals.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
-    vals |= {f"actual_{k}": a for k, (a, _) in compare.pairs(plan, actuals).items()}
+    pairs = compare.pairs(plan, actuals)
+    vals |= {f"actual_{k}": a for k, (a, _) in pairs.items()}
+    vals |= {f"paired_predicted_{k}": p for k, (_, p) in pairs.items()}  # what launch-report compares with
     vals |= compare.errors(plan, actuals)
     stop = str(actuals.get("stop_reason", "completed"))
     c.log_batch(
