@@ -78,6 +78,7 @@ class ClusterSpec:
     cpus_per_gpu: int = 8
     mem_per_gpu_gib: float = 64
     prices: dict[str, float] = field(default_factory=dict)
+    gpu_flag: str = "gres"  # Slurm GPU request: gres (--gres=gpu:N) | gpus-per-node (--gpus-per-node=N)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class Job:
     attention: str = "sdpa"
     # "<gpu>/<method>" -> {"tokens_per_s": f, "peak_mem": f, "overhead": f} (launcher/calibration.py)
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    cost_cap: float | None = None  # USD, runtime guard carried by the plan (recipes/actuals.py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +231,9 @@ def cluster_spec(d: dict[str, Any]) -> ClusterSpec:
     if executor not in ("local", "slurm"):
         raise ConfigError(f"cluster.executor={executor!r} is not local or slurm")
     prices = dict(d.get("prices") or {})
+    gpu_flag = str(d.get("gpu_flag") or "gres")
+    if gpu_flag not in ("gres", "gpus-per-node"):
+        raise ConfigError(f"cluster.gpu_flag={gpu_flag!r} is not gres or gpus-per-node")
     for k, v in prices.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"cluster.prices.{k}={v!r} must be a non-negative number (USD per GPU-hour)")
@@ -245,6 +250,7 @@ def cluster_spec(d: dict[str, Any]) -> ClusterSpec:
         cpus_per_gpu=int(d.get("cpus_per_gpu") or 8),
         mem_per_gpu_gib=float(d.get("mem_per_gpu_gib") or 64),
         prices={str(k): float(v) for k, v in prices.items()},
+        gpu_flag=gpu_flag,
     )
 
 
@@ -416,4 +422,5 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
         optimize=optimize,
         checkpoint_every=_opt_int(cfg, "checkpoint_every", 1),
         seed=int(cfg.get("seed") or 0),
+        cost_cap=None if cap is None else float(cap),
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 from launcher import compare
 from launcher.errors import ConfigError
-from launcher.plan import Plan, atomic_write_text, read_plan
+from launcher.plan import Plan, TrackingRef, atomic_write_text, read_plan
 
 STATE_FILE = "mlflow.json"
 # Bounded client behaviour: 0 retries, 5 s per request (the defaults retry for ~4 minutes, FINDINGS.md).
@@ -42,6 +42,13 @@ def check_uri(uri: str) -> str:
             "or http://host:port"
         )
     return uri
+
+
+def settings(tcfg: dict[str, Any]) -> TrackingRef:
+    """The config's tracking section -> what plan.json carries, the URI resolved and checked now."""
+    enabled = bool(tcfg.get("enabled", True))
+    uri = check_uri(str(tcfg.get("uri") or default_uri())) if enabled else None
+    return TrackingRef(enabled=enabled, uri=uri, experiment=str(tcfg.get("experiment") or "ftlaunch"))
 
 
 def client(uri: str):
@@ -131,7 +138,7 @@ def _create(plan: Plan, uri: str, experiment: str, tags: dict[str, str]) -> str:
     exp = c.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else c.create_experiment(experiment)
     base_tags = {"ftlaunch.run_dir": plan.run_dir, "user": _user(), "git_commit": _git_commit(),
-                 "cluster": str(plan.cluster.get("name")), "mlflow.note.content": plan.reason}  # fmt: skip
+                 "cluster": plan.cluster.name, "mlflow.note.content": plan.reason}  # fmt: skip
     run = c.create_run(exp_id, run_name=Path(plan.run_dir).name, tags={**base_tags, **tags})
     now = int(time.time() * 1000)
     fc = plan.forecast
