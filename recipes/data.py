@@ -6,8 +6,8 @@ Formats (plan.data.format):
   preference  {"prompt", "chosen", "rejected"}          -> DPO pairs (SFT trains on prompt + chosen)
   text        {"text"}                                  -> plain language modelling
 
-validate() reads local JSONL/JSON itself, line by line, with no torch or datasets import, so a bad row fails
-in about a second with "FILE line N: what is wrong" and nothing in the run dir touched.
+The row checks (launcher/datarows.py, shared with the login side) read local JSONL/JSON line by line with no
+torch or datasets import, so a bad row fails in about a second with "FILE line N: what is wrong" and nothing in the run dir touched.
 """
 
 from __future__ import annotations
