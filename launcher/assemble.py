@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict
 from datetime import datetime, timezone
 
+from launcher import workload
 from launcher.memory import GiB
 from launcher.plan import ClusterRef, DataRef, Forecast, ModelRef, Plan, Resources, TrackingRef, Training
 from launcher.planner import PlanResult
@@ -17,7 +18,8 @@ def to_plan(job: Job, result: PlanResult, run_dir: str, tracking: TrackingRef | 
     assert c is not None, "to_plan needs a chosen candidate"
     s, m, meth = c.setup, job.model, job.method
     global_batch = s.micro_batch * c.grad_accum * s.n_gpus
-    max_steps = max(1, math.ceil(job.data.n_samples * job.epochs / global_batch))
+    wl = workload.of(job, s.objective)  # packed rows with packing, kept rows when TRL drops some
+    max_steps = max(1, math.ceil(wl.rows * job.epochs / global_batch))
     gpn = min(s.n_gpus, job.cluster.gpus_per_node)
     return Plan(
         job_name=job.job_name,
@@ -89,4 +91,5 @@ def to_plan(job: Job, result: PlanResult, run_dir: str, tracking: TrackingRef | 
         run_dir=run_dir,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         reason=result.reason,
+        extra={"data_tokens": workload.describe(wl, s.micro_batch)},
     )

@@ -7,19 +7,22 @@ the path written into plan.json is absolute (no `~` or working directory left fo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from launcher.datarows import DataError, local_path, validate_file
 from launcher.errors import ConfigError
+from launcher.tokens import TokenCounts, cached, count_file, tokenizer_dir
 
 # ~4 characters per token for English text with BPE tokenizers (OpenAI's tokenizer guide rule of thumb);
 # an estimate only, used when data.tokens_per_sample is not given.
 CHARS_PER_TOKEN = 4.0
 
 
-def inspect(d: dict[str, Any]) -> dict[str, Any]:
+def inspect(d: dict[str, Any], model_path: str | None = None) -> dict[str, Any]:
     """data config -> the same with the path made absolute and n_samples / tokens_per_sample / max_tokens
-    filled from the file."""
+    filled from the file: counted with the model's tokenizer when model_path has one (launcher/tokens.py),
+    else estimated from characters."""
     path = str(d.get("path") or "")
     p = local_path(path)
     if p is None:
@@ -30,15 +33,27 @@ def inspect(d: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"data.path={path!r} does not exist: give an existing JSONL/JSON file or a dataset name"
         )
-    try:
-        rows = validate_file(p, str(d.get("format")))
-    except DataError as e:
-        raise ConfigError(str(e)) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p} is not UTF-8 text: save it as UTF-8 JSONL") from None
+    fmt, tok = str(d.get("format")), tokenizer_dir(model_path)
+    if d.get("tokens_per_sample") is not None and d.get("max_tokens") is not None:
+        tok = None  # both lengths given: nothing to count
+    counts = cached(p, fmt, tok) if tok else None  # a hit: this file passed the row checks already
+    if counts is None:
+        try:
+            rows = validate_file(p, fmt)
+        except DataError as e:
+            raise ConfigError(str(e)) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p} is not UTF-8 text: save it as UTF-8 JSONL") from None
+        counts = _count(p, fmt, tok) if tok else None
     out = {**d, "path": str(p)}
     if out.get("n_samples") is None:
-        out["n_samples"] = rows
+        out["n_samples"] = counts.n_rows if counts else rows
+    if counts is not None:
+        out["token_counts"] = counts
+        if out.get("tokens_per_sample") is None:
+            out["tokens_per_sample"] = max(1.0, counts.mean_tokens())
+        if out.get("max_tokens") is None:
+            out["max_tokens"] = counts.max_sequence()
     if out.get("tokens_per_sample") is None or out.get("max_tokens") is None:
         lengths = [len(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
         if out.get("tokens_per_sample") is None:
@@ -46,3 +61,13 @@ def inspect(d: dict[str, Any]) -> dict[str, Any]:
         if out.get("max_tokens") is None:
             out["max_tokens"] = max(1, int(max(lengths) / CHARS_PER_TOKEN))
     return out
+
+
+def _count(path: Path, fmt: str, tok: Path) -> TokenCounts:
+    try:
+        return count_file(path, fmt, tok)
+    except Exception as e:  # a tokenizer or chat template we cannot reproduce: say which, and the way out
+        raise ConfigError(
+            f"cannot count tokens of {path} with the tokenizer in {tok} ({type(e).__name__}: {e}); "
+            "set data.tokens_per_sample and data.max_tokens to plan without counting"
+        ) from None

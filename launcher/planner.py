@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from itertools import zip_longest
 
 from launcher import cost as costs
+from launcher import prune as prune_
+from launcher import workload
 from launcher.compare import measured_memory
 from launcher.errors import ConfigError
 from launcher.memory import GiB, MemoryBreakdown, Setup, peak_memory
@@ -197,43 +199,116 @@ def _shapes(job: Job, objective: str):
                             yield method, gpu, n, layout, ref, ckpt
 
 
-def evaluate(job: Job) -> tuple[list[Candidate], ParamCounts]:
+def evaluate(job: Job, prune: bool = True) -> tuple[list[Candidate], ParamCounts]:
+    """Every candidate worth forecasting, in enumeration order. With `prune`, shapes are tried cheapest
+    bound first and a shape that cannot beat a plan already found is skipped (launcher/prune.py); the
+    choice is the same as without (tests/test_prune.py)."""
     m, meth = job.model, job.method
     p = count_params(m, meth.lora_r, meth.lora_targets)
     objective = objective_of(job)
-    tokens_total = costs.workload_tokens(job.data.tokens_per_sample, job.data.n_samples, job.epochs)
-    steps = costs.optimizer_steps(job.data.n_samples, job.epochs, job.global_batch)
+    wl = workload.of(job, objective)  # rows and tokens the recipe really processes (padding, packing)
+    tokens_total = costs.workload_tokens(wl.tokens_per_row, wl.rows, job.epochs)
+    steps = costs.optimizer_steps(wl.rows, job.epochs, job.global_batch)
     mbs = (job.pins.micro_batch,) if job.pins.micro_batch else MICRO_BATCHES
-    out: list[Candidate] = []
-    for method, gpu, n, (z, off_opt, off_par), ref, ckpt in _shapes(job, objective):
-        ckpt_bytes = 16.0 * (p.total if method == "full" else p.lora)  # weights + Adam state, fp32
+    shapes = list(_shapes(job, objective))
+    order: list[tuple[float, int]] = []
+    bounds = {}
+    fpt: dict[tuple, float] = {}
+
+    def bound(shape, mb: int) -> tuple[float, float]:
+        # Padding grows with the micro-batch, so this bound only grows with mb (launcher/prune.py).
+        method, gpu, n, (z, off_opt, off_par), ref, ckpt = shape
+        pad, useful = wl.speed(mb)
+        if (method, ckpt, mb) not in fpt:
+            s0 = _setup(job, objective, method, n, z, off_opt, off_par, mb, ref, ckpt, gpu)
+            fpt[method, ckpt, mb] = prune_.flops_per_token(m, p, s0, pad)
         cal = job.calibration.get(f"{gpu.name}/{method}", {})
-        f_tps, f_mem, f_over = (cal.get(k, 1.0) for k in ("tokens_per_s", "peak_mem", "overhead"))
-        for mb in mbs:
-            if mb * n > job.global_batch and mb > 1:
-                break  # a micro-step may not exceed the global batch
-            s = Setup(
-                method=method, objective=objective, n_gpus=n, zero=z, offload_optimizer=off_opt,
-                offload_params=off_par, micro_batch=mb, seq_len=job.seq_len, grad_ckpt=ckpt,
-                lora_r=meth.lora_r, lora_targets=meth.lora_targets, lora_dropout=meth.lora_dropout,
-                dpo_reference=ref, device_context=gpu.name != "cpu", attention=job.attention,
-            )  # fmt: skip
-            mem = peak_memory(m, p, s)
-            if f_mem != 1.0:  # the factor was fitted on the measured part only (launcher/compare.py)
-                measured = measured_memory(mem.total, mem.overhead, gpu.name)
-                mem = replace(mem, calibration=(f_mem - 1.0) * measured)
-            if mem.total > (1 - FIT_MARGIN) * gpu.memory_gib * GiB:
-                out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
-                break  # larger micro-batches need more memory still
-            accum = max(1, math.ceil(job.global_batch / (mb * n)))
-            st = step_time(m, p, s, gpu, job.cluster, accum)
-            tps = tokens_per_s_per_gpu(st, s) * f_tps
-            step_s = tokens_total / steps / (tps * n)
-            every = job.checkpoint_every or max(1, min(steps, round(CHECKPOINT_TARGET_S / step_s)))
-            c = costs.estimate(tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps, 2.0 * p.total,
-                               ckpt_bytes, every, f_over)  # fmt: skip
-            out.append(Candidate(gpu, s, accum, mem, st, tps, c, every))
-    return out, p
+        work = tokens_total / useful * fpt[method, ckpt, mb]  # FLOPs over the tokens processed, padding too
+        return prune_.bound(p, gpu, n, work, cal.get("tokens_per_s", 1.0), cal.get("overhead", 1.0))
+
+    if prune:
+        bounds = {i: bound(shape, mbs[0]) for i, shape in enumerate(shapes)}
+        k = 0 if job.optimize == "time" else 1
+        order = sorted((bounds[i][k], i) for i in bounds)
+    else:
+        order = [(0.0, i) for i in range(len(shapes))]
+    best: dict[tuple, tuple[float, float]] = {}  # group -> (rounded hours, rounded usd) in budget
+    found: list[tuple[int, list[Candidate]]] = []
+    twin_fit: dict[tuple, int] = {}  # shape without checkpointing -> its largest fitting micro-batch
+    for _, i in order:
+        method, gpu, n, (z, off_opt, off_par), ref, ckpt = shapes[i]
+        g = prune_.group(method, gpu, n, z, off_par)
+        if prune and prune_.beaten(job, bounds[i], best.get(g)):
+            continue
+        twin = (method, gpu.name, n, z, off_opt, off_par, ref)
+        # Checkpointing only adds work (recompute: more FLOPs, passes and traffic, so a slower micro-step
+        # at the same memory layout); with it on, only micro-batches too big without it can win.
+        skip = twin_fit.get(twin, 0) if prune and ckpt else 0
+        inc = best.get(g)
+        stop = (
+            (lambda mb, sh=shapes[i], inc=inc: prune_.beaten(job, bound(sh, mb), inc))
+            if prune and inc
+            else None
+        )
+        cands = _evaluate_shape(job, m, p, wl, tokens_total, steps, mbs, objective, shapes[i], skip, stop)
+        if not ckpt:
+            twin_fit[twin] = max((c.setup.micro_batch for c in cands if c.fits), default=0)
+        found.append((i, cands))
+        for c in cands:
+            if c.fits and (job.budget is None or c.cost.usd <= job.budget):
+                h, u = best.get(g, (math.inf, math.inf))
+                best[g] = (min(h, round(c.cost.hours, 2)), min(u, round(c.cost.usd, 2)))
+    found.sort(key=lambda t: t[0])  # enumeration order: ties in choose() resolve as without pruning
+    return [c for _, cands in found for c in cands], p
+
+
+def _setup(job: Job, objective, method, n, z, off_opt, off_par, mb, ref, ckpt, gpu) -> Setup:
+    meth = job.method
+    return Setup(
+        method=method, objective=objective, n_gpus=n, zero=z, offload_optimizer=off_opt,
+        offload_params=off_par, micro_batch=mb, seq_len=job.seq_len, grad_ckpt=ckpt,
+        lora_r=meth.lora_r, lora_targets=meth.lora_targets, lora_dropout=meth.lora_dropout,
+        dpo_reference=ref, device_context=gpu.name != "cpu", attention=job.attention,
+    )  # fmt: skip
+
+
+def _evaluate_shape(
+    job: Job, m, p, wl, tokens_total, steps, mbs, objective, shape, skip=0, stop=None
+) -> list[Candidate]:
+    """One shape's candidates over micro-batch sizes (those above `skip`), stopping at the first that does
+    not fit, or from which on `stop(mb)` says no larger micro-batch can win."""
+    method, gpu, n, (z, off_opt, off_par), ref, ckpt = shape
+    ckpt_bytes = 16.0 * (p.total if method == "full" else p.lora)  # weights + Adam state, fp32
+    cal = job.calibration.get(f"{gpu.name}/{method}", {})
+    f_tps, f_mem, f_over = (cal.get(k, 1.0) for k in ("tokens_per_s", "peak_mem", "overhead"))
+    out: list[Candidate] = []
+    for mb in mbs:
+        if mb * n > job.global_batch and mb > 1:
+            break  # a micro-step may not exceed the global batch
+        if mb <= skip:
+            continue
+        if stop is not None and wl.counts is not None and stop(mb):
+            break
+        s = _setup(job, objective, method, n, z, off_opt, off_par, mb, ref, ckpt, gpu)
+        mem = peak_memory(m, p, s)
+        if f_mem != 1.0:  # the factor was fitted on the measured part only (launcher/compare.py)
+            measured = measured_memory(mem.total, mem.overhead, gpu.name)
+            mem = replace(mem, calibration=(f_mem - 1.0) * measured)
+        if mem.total > (1 - FIT_MARGIN) * gpu.memory_gib * GiB:
+            out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
+            break  # larger micro-batches need more memory still
+        accum = max(1, math.ceil(job.global_batch / (mb * n)))
+        # Priced at the length the micro-step is padded to; tokens/s counts trained tokens only.
+        pad_len, useful = wl.speed(mb)
+        s_run = s if pad_len == s.seq_len else replace(s, seq_len=pad_len)
+        st = step_time(m, p, s_run, gpu, job.cluster, accum)
+        tps = tokens_per_s_per_gpu(st, s_run) * useful * f_tps
+        step_s = tokens_total / steps / (tps * n)
+        every = job.checkpoint_every or max(1, min(steps, round(CHECKPOINT_TARGET_S / step_s)))
+        c = costs.estimate(tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps, 2.0 * p.total,
+                           ckpt_bytes, every, f_over)  # fmt: skip
+        out.append(Candidate(gpu, s, accum, mem, st, tps, c, every))
+    return out
 
 
 def _key(job: Job):
@@ -248,10 +323,10 @@ def usd(x: float) -> str:
     return f"${x:.4f}" if x < 0.01 else f"${x:,.2f}" if x < 100 else f"${x:,.0f}"
 
 
-def choose(job: Job) -> PlanResult:
+def choose(job: Job, prune: bool = True) -> PlanResult:
     check_pins(job)
     check_micro_batch(job)
-    cands, params = evaluate(job)
+    cands, params = evaluate(job, prune)
     objective = objective_of(job)
     key = _key(job)
     budget = job.budget
@@ -282,6 +357,12 @@ def choose(job: Job) -> PlanResult:
             if chosen is None:
                 chosen = best(in_budget, "lora")
                 reason = "QLoRA fits nowhere within budget: LoRA with parameters offloaded to the CPU"
+            if chosen is None and best(in_budget, "full") is not None:
+                # Neither adapter fits (e.g. activations without checkpointing) while sharded full FT does.
+                chosen = best(in_budget, "full")
+                reason = "neither LoRA nor QLoRA fits on the offered GPUs: full fine-tuning, sharded"
+                if all(c.method == "full" for c in cands):  # zero=1/2 or optimizer offload pinned
+                    reason = "the pins leave only full fine-tuning (adapters gain nothing from them)"
         elif job.domain_shift == "large":
             full = best([c for c in in_budget if c.setup.zero == 3 or c.setup.n_gpus == 1], "full")
             full = full or best(in_budget, "full")
@@ -294,9 +375,6 @@ def choose(job: Job) -> PlanResult:
                 reason = f"large domain shift, but full fine-tuning {why}: LoRA instead"
         else:
             chosen, reason = lora, "small domain shift, budget allows it: LoRA (brief's default)"
-        if chosen is None and in_budget:  # the pins rule out the methods the decision flow would take
-            chosen = min(in_budget, key=key)
-            reason = f"the pins leave only {METHOD_NAMES[chosen.method]} within budget"
     if chosen is not None and objective == "dpo":
         reason += "; preference data: DPO stage"
 

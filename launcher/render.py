@@ -17,6 +17,27 @@ def _hours(h: float) -> str:
     return f"{h * 60:.1f} min" if h < 1 else f"{h:.2f} h"
 
 
+def _tokens(d: dict) -> str:
+    """The data's token lengths: counted with the model's tokenizer, or the config's estimate."""
+    if d["source"] == "counted":
+        txt = (
+            f"counted: mean {d['mean']:,.0f}, p95 {d['p95']:,}, max {d['max']:,} per row; "
+            f"{d['rows_truncated']:,} truncated at seq_len {d['seq_len']:,}"
+        )
+        if d.get("rows_dropped"):
+            txt += f", {d['rows_dropped']:,} dropped (prompt fills seq_len)"
+    else:
+        txt = (
+            f"estimated: {d['tokens_per_row']:,.0f} per row (counting needs a local data file and "
+            "tokenizer.json in model.path)"
+        )
+    if d.get("packing"):
+        return txt + f"; packed into {d['rows']:,} rows of {d['seq_len']:,}"
+    if d["source"] == "counted":
+        txt += f"; micro-batches padded to ~{d['padded_len']:,.0f} ({d['padding_share']:.0%} padding)"
+    return txt
+
+
 def render(result: PlanResult, plan: Plan | None, budget: float | None, show: int, console: Console) -> None:
     c = result.chosen
     title = f"ftlaunch plan: {plan.job_name}" if plan else "ftlaunch plan: no feasible plan"
@@ -34,6 +55,9 @@ def render(result: PlanResult, plan: Plan | None, budget: float | None, show: in
             "data",
             f"{plan.data.name}: {plan.data.n_samples:,} samples x {tr.epochs:g} epochs, seq_len {tr.seq_len}",
         )
+        tok = plan.extra.get("data_tokens")
+        if tok:
+            t.add_row("tokens", _tokens(tok))
         t.add_row("GPUs", f"{r.n_gpus} x {c.gpu.label}  ({r.nodes} node{'s' if r.nodes > 1 else ''})")
         off = "optimizer+params" if r.offload_params else "optimizer" if r.offload_optimizer else "none"
         t.add_row(

@@ -91,6 +91,8 @@ class DataSpec:
     tokens_per_sample: float
     max_tokens: int
     packing: bool
+    # Per-row token counts from the model's tokenizer (launcher/tokens.py); None: lengths are an estimate.
+    counts: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,7 @@ def data_spec(d: dict[str, Any]) -> DataSpec:
         tokens_per_sample=_need(d, "tokens_per_sample", float, w),
         max_tokens=_need(d, "max_tokens", int, w),
         packing=bool(d.get("packing", False)),
+        counts=d.get("token_counts"),
     )
 
 
@@ -318,7 +321,7 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
     from launcher.datafile import inspect
 
     model = model_spec(cfg["model"])
-    data = data_spec(inspect(cfg["data"]))
+    data = data_spec(inspect(cfg["data"], cfg["model"].get("path")))
     method = method_spec(cfg["method"])
     cluster = cluster_spec(cfg["cluster"])
 

@@ -16,6 +16,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+# Alpaca rows become prompt/completion text with this template (launcher/prompts.py, shared with the planner).
+from launcher.prompts import ALPACA_PROMPT, ALPACA_PROMPT_INPUT
+
 ASSETS_VERSION = 1
 TINY_MODEL = "tiny-llama"
 # conf/model/tiny.yaml states the same numbers for the planner: change both or neither. Every layer size is a
@@ -38,9 +41,6 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
-# Alpaca rows become prompt/completion text with this template (recipes/data.py uses it too).
-ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n### Response:\n"
-ALPACA_PROMPT_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 
 # Sample sizes match conf/data/sample.yaml (512) and conf/data/sample-pref.yaml (256).
 ARITH_FILES = {

@@ -23,6 +23,7 @@ from launcher.datarows import (  # noqa: F401 - re-exported for the recipe
     validate_file,
     validate_rows,
 )
+from launcher.prompts import alpaca_prompt
 from recipes import assets
 
 BUILTIN = {
@@ -56,12 +57,6 @@ def is_local(path: str) -> bool:
 
 
 # ---------------------------------------------------------------- loading and shaping for TRL
-
-
-def alpaca_prompt(row: dict) -> str:
-    if row.get("input"):
-        return assets.ALPACA_PROMPT_INPUT.format(instruction=row["instruction"], input=row["input"])
-    return assets.ALPACA_PROMPT.format(instruction=row["instruction"])
 
 
 def to_trl(row: dict, fmt: str, objective: str) -> dict:

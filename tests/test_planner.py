@@ -132,3 +132,11 @@ def test_meaningless_pins_raise_one_line(pins, match):
     with pytest.raises(ConfigError, match=match) as e:
         choose(make_job(model="tiny" if pins.get("cluster") == "local" else "llama-3-8b", **pins))
     assert "\n" not in str(e.value)
+
+
+def test_full_fine_tuning_when_no_adapter_fits_and_no_budget():
+    # Without checkpointing at seq 8192 no LoRA/QLoRA layout fits an A100 while sharded full FT does;
+    # this used to crash formatting a budget of None.
+    r = choose(make_job(model="llama-3-8b", data="ultrachat", cluster="slurm-a100", grad_ckpt=False))
+    assert r.chosen is not None and r.chosen.method == "full"
+    assert "neither LoRA nor QLoRA" in r.reason
