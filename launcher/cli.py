@@ -16,9 +16,14 @@ _exit_code = 0
 _task_started = False
 
 
+_printed: set[str] = set()
+
+
 def _fail(msg: str) -> None:
     global _exit_code
-    print(f"error: {msg}", file=sys.stderr, flush=True)
+    if msg not in _printed:  # the jobs of a -m sweep often fail alike (e.g. no budget): say it once
+        _printed.add(msg)
+        print(f"error: {msg}", file=sys.stderr, flush=True)
     _exit_code = max(_exit_code, EXIT_BAD_INPUT)
 
 
@@ -28,14 +33,16 @@ def _known(group: str) -> list[str]:
 
 
 def _top_level_keys() -> set[str]:
-    import yaml
+    """config.yaml's top-level settings, from the rule table (tests/test_validate.py keeps both in step)."""
+    from launcher.validate import APPENDED, RULES
 
-    cfg = yaml.safe_load(resources.files("conf").joinpath("config.yaml").read_text())
-    return set(cfg) - {"defaults"}
+    return {k.split(".")[0] for k in RULES} - set(GROUPS) - set(APPENDED)
 
 
 def check_overrides(argv: list[str]) -> None:
     """Catch the common mistakes before Hydra does, with a one-line fix instead of Hydra's message."""
+    from launcher import validate
+
     top = None
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
@@ -46,17 +53,28 @@ def check_overrides(argv: list[str]) -> None:
             known = _known(plain)
             for v in value.split(","):  # a -m sweep lists several
                 if v not in known:
+                    own = (
+                        " or your own: model.path=/abs/model_dir or model=hf:Org/Name"
+                        if plain == "model"
+                        else ""
+                    )
                     raise ConfigError(
                         f"unknown {plain} {v!r}: known are {', '.join(k for k in known if k != 'auto') or '-'}"
-                        f" (or add conf/{plain}/{v}.yaml)"
+                        f" (or add conf/{plain}/{v}.yaml){own}"
                     )
-        elif "." not in plain and not plain.startswith("hydra") and not key.startswith("+"):
+        elif plain.startswith("hydra"):
+            continue
+        elif key.startswith("+") or "." in plain:
+            validate.check_key(plain, appended=key.startswith("+"))  # did you mean ...?
+        else:
             top = top or _top_level_keys()
             if plain not in top:
                 if plain == "budget":
                     raise ConfigError(f"budget is not set in the config: append it with +{arg}")
+                near = validate.suggest(plain)
+                fix = f"known are {', '.join(sorted(top))}"
                 raise ConfigError(
-                    f"unknown setting {plain!r}: known are {', '.join(sorted(top))} (append new keys with +{arg})"
+                    f"unknown setting {plain!r}: {validate.did_you_mean(near) if near else fix}"
                 )
 
 
@@ -85,6 +103,7 @@ def _plan_and_run(d: dict) -> None:
     global _exit_code
     from rich.console import Console
 
+    from launcher import validate
     from launcher.assemble import to_plan
     from launcher.plan import atomic_write_text, write_plan
     from launcher.planner import choose
@@ -92,6 +111,7 @@ def _plan_and_run(d: dict) -> None:
     from launcher.rundir import new_run_dir
     from launcher.specs import job_from_config
 
+    d = validate.check(d)  # every setting's type and range; a real run needs a budget (or an opt-out)
     job = job_from_config(d)
     if d.get("calibrate"):
         from launcher.calibration import apply_calibration
@@ -144,9 +164,15 @@ def redact(obj):
 
 
 def main() -> None:
-    argv = sys.argv[1:]
+    from launcher.modelconfig import rewrite_args
+
     try:
+        argv = rewrite_args(sys.argv[1:])
         check_overrides(argv)
+        if "-m" in argv or "--multirun" in argv:
+            from launcher.validate import check_sweep
+
+            check_sweep(argv)  # every swept value, before the first plan writes anything
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -126,18 +126,23 @@ class MemoryBreakdown:
 
 
 def activation_bytes_per_token_layer(m: ModelSpec, s: Setup) -> float:
-    return _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)
+    """Mean over decoder layers (MoE models mix dense and MoE layers)."""
+    return _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)[0]
 
 
 @cache  # the planner asks thousands of times for a handful of distinct answers
-def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: str) -> float:
-    """Bytes one decoder layer saves for backward per token, bf16, SDPA/flash attention (no s^2 term).
+def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: str) -> tuple[float, float]:
+    """Bytes one decoder layer saves for backward per token, bf16, SDPA/flash attention (no s^2 term):
+    (mean over layers, largest layer).
 
     Derived by listing what autograd saves, following Korthikanti et al. 2022 (arXiv:2205.05198 §4.1,
     34*s*b*h for GPT without recompute) adapted to GQA + gated MLP + HF RMSNorm:
     attention: normed input 2h, q 2q, k/v 2kv each, attention output 2q -> 2h + 4q + 4kv;
     gated MLP: normed input 2h, gate out, silu out, up out, product 2I each -> 2h + 8I (standard: 2h + 4I);
     RMSNorm: HF upcasts the input to fp32 and autograd keeps it -> 4h per norm.
+    MoE layer (transformers' *SparseMoeBlock): router logits 2E and their fp32 softmax 4E; each of the top-k
+    routed copies keeps its gathered input 2h, a gated expert's 8I_e and its output 2h for the routing-weight
+    product; a shared expert adds 8I_s like a dense MLP.
     LoRA dropout (p > 0) keeps a dropped copy (2 bytes) and a mask (1 byte) of each targeted input.
     """
     h, q, kv, i = m.hidden_size, m.q_dim, m.kv_dim, m.intermediate_size
@@ -149,7 +154,15 @@ def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: s
     lora = 0.0
     if method in ("lora", "qlora") and lora_dropout > 0:
         lora = 3 * sum(fin for fin, _ in lora_targets(m, targets).values())
-    return attn + mlp + norms + lora
+    dense = attn + mlp + norms + lora
+    if not m.is_moe:
+        return dense, dense
+    e, k = m.num_experts, m.experts_per_token
+    moe_mlp = 2 * h + 6 * e + k * (4 * h + 8 * m.expert_size) + 8 * m.shared_expert_intermediate_size
+    moe = attn + moe_mlp + norms + lora
+    n_moe = m.moe_layers
+    mean = (n_moe * moe + (m.num_hidden_layers - n_moe) * dense) / m.num_hidden_layers
+    return mean, max(moe, dense if n_moe < m.num_hidden_layers else 0.0)
 
 
 def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
@@ -170,7 +183,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         adapters = 0.0
     else:
         if s.method == "qlora":
-            base = s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
+            base = s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm + p.experts)
         else:
             base = 2.0 * p.total
         base = base / (n if z >= 3 else 1)
@@ -200,7 +213,8 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     workspace = 4 * 2.0 * tokens * max(m.intermediate_size, m.hidden_size)
 
     # --- activations -------------------------------------------------------------------------------------
-    per_layer_act = activation_bytes_per_token_layer(m, s) * tokens
+    mean_act, max_act = _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)
+    per_layer_act = mean_act * tokens
     if s.attention == "eager":
         # Eager attention keeps the s x s scores and softmax output per head, bf16: 4*a*s^2 bytes per layer
         # and sequence (Korthikanti et al. 2022 §4.1, 5*a*s^2 with dropout; HF training has none).
@@ -209,7 +223,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     if s.grad_ckpt:
         # HF gradient checkpointing saves each layer's input (2h bytes/token) and recomputes one layer at a
         # time in backward (Chen et al. 2016, arXiv:1604.06174).
-        activations = L * 2.0 * m.hidden_size * tokens + per_layer_act
+        activations = L * 2.0 * m.hidden_size * tokens + per_layer_act + (max_act - mean_act) * tokens
     else:
         activations = L * per_layer_act
     logits = LOGIT_BYTES_PER_VOCAB * m.vocab_size * tokens
@@ -219,7 +233,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     if s.objective == "dpo" and s.dpo_reference == "model":
         reference = 2.0 * p.total / (n if z >= 3 else 1)  # frozen bf16 copy, sharded like params under ZeRO-3
         if s.method == "qlora":
-            reference = (s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)) / (
+            reference = (s.quant_bits / 8 * p.linear + 2.0 * (p.embed + p.lm_head + p.norm + p.experts)) / (
                 n if z >= 3 else 1
             )
 

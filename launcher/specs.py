@@ -6,7 +6,7 @@ Validation lives here so the arithmetic modules can trust their inputs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -38,6 +38,35 @@ class ModelSpec:
     head_dim: int | None = None
     norms_per_layer: int = 2
     mlp: str = "gated"  # gated (SwiGLU/GeGLU: gate, up, down) | standard (fc1, fc2)
+    # Family quirks (launcher/modelconfig.py derives them from config.json; catalog yamls state them).
+    model_type: str = "llama"  # HF model_type: decides how PEFT's all-linear treats MoE experts (params.py)
+    qk_norm: str = (
+        "none"  # none | head (qwen3, gemma3: RMSNorm of head_dim on q and k) | full (olmoe: q_dim, kv_dim)
+    )
+    fused_projections: bool = False  # phi3: one qkv_proj and one gate_up_proj nn.Linear
+    attention_out_bias: bool = False  # llama attention_bias=true also biases o_proj
+    mlp_bias: bool = False
+    # Mixture of experts (0 experts: dense). Every expert is resident; only experts_per_token run per token.
+    num_experts: int = 0
+    experts_per_token: int = 0
+    moe_intermediate_size: int = 0  # one expert's width (0: intermediate_size)
+    shared_expert_intermediate_size: int = 0  # qwen2_moe's always-on shared expert (0: none)
+    shared_expert_gate: bool = False  # qwen2_moe: sigmoid gate (hidden -> 1) on the shared expert
+    dense_layers: tuple[
+        int, ...
+    ] = ()  # MoE models: layers with a dense MLP (mlp_only_layers, decoder_sparse_step)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def moe_layers(self) -> int:
+        return self.num_hidden_layers - len(self.dense_layers) if self.is_moe else 0
+
+    @property
+    def expert_size(self) -> int:
+        return self.moe_intermediate_size or self.intermediate_size
 
     @property
     def hd(self) -> int:
@@ -181,6 +210,17 @@ def model_spec(d: dict[str, Any]) -> ModelSpec:
         head_dim=int(d["head_dim"]) if d.get("head_dim") else None,
         norms_per_layer=int(d.get("norms_per_layer", 2)),
         mlp=str(d.get("mlp", "gated")),
+        model_type=str(d.get("model_type") or "llama"),
+        qk_norm=str(d.get("qk_norm") or "none"),
+        fused_projections=bool(d.get("fused_projections", False)),
+        attention_out_bias=bool(d.get("attention_out_bias", False)),
+        mlp_bias=bool(d.get("mlp_bias", False)),
+        num_experts=_count(d, "num_experts"),
+        experts_per_token=_count(d, "experts_per_token"),
+        moe_intermediate_size=_count(d, "moe_intermediate_size"),
+        shared_expert_intermediate_size=_count(d, "shared_expert_intermediate_size"),
+        shared_expert_gate=bool(d.get("shared_expert_gate", False)),
+        dense_layers=tuple(sorted({int(i) for i in d.get("dense_layers") or ()})),
     )
     if spec.num_attention_heads % spec.num_key_value_heads:
         raise ConfigError(
@@ -189,7 +229,27 @@ def model_spec(d: dict[str, Any]) -> ModelSpec:
         )
     if spec.mlp not in ("gated", "standard"):
         raise ConfigError(f"model.mlp={spec.mlp!r} is not gated or standard")
+    from launcher.modelconfig import SUPPORTED, SUPPORTED_LINE
+
+    if spec.model_type not in SUPPORTED:
+        raise ConfigError(f"model.model_type={spec.model_type!r} is not planned; {SUPPORTED_LINE}")
+    if spec.qk_norm not in ("none", "head", "full"):
+        raise ConfigError(f"model.qk_norm={spec.qk_norm!r} is not none, head or full")
+    if spec.is_moe and not 0 < spec.experts_per_token <= spec.num_experts:
+        raise ConfigError(
+            f"model.experts_per_token={spec.experts_per_token} must be 1..num_experts={spec.num_experts}"
+        )
+    if any(not 0 <= i < spec.num_hidden_layers for i in spec.dense_layers):
+        raise ConfigError(f"model.dense_layers={list(spec.dense_layers)} must be layer indices 0..L-1")
     return spec
+
+
+def _count(d: dict[str, Any], key: str) -> int:
+    """An optional non-negative whole number (0 when absent)."""
+    v = d.get(key) or 0
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"model.{key}={v!r} must be a whole number >= 0")
+    return v
 
 
 def gpu_spec(d: dict[str, Any], price_override: float | None = None) -> GpuSpec:
@@ -319,10 +379,15 @@ def _opt_int(cfg: dict[str, Any], key: str, lo: int, hi: int | None = None) -> i
 def job_from_config(cfg: dict[str, Any]) -> Job:
     """The resolved Hydra config (as a plain dict) -> Job. Raises ConfigError with one line."""
     from launcher.datafile import inspect
+    from launcher.modelconfig import with_local_facts
+    from launcher.params import lora_uses_parameter_targets
 
-    model = model_spec(cfg["model"])
-    data = data_spec(inspect(cfg["data"], cfg["model"].get("path")))
+    model = model_spec(with_local_facts(cfg["model"]))
+    data = data_spec(inspect(cfg["data"], model.path))  # the resolved folder (hf:Org/Name -> its snapshot)
     method = method_spec(cfg["method"])
+    if method.lora_dropout and lora_uses_parameter_targets(model, method.lora_targets):
+        # PEFT's ParamWrapper (LoRA on stacked expert tensors) refuses dropout: plan and train without it.
+        method = replace(method, lora_dropout=0.0)
     cluster = cluster_spec(cfg["cluster"])
 
     budget = cfg.get("budget")
@@ -407,6 +472,10 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
     attention = str(cfg.get("attention") or "sdpa")
     if attention not in ("sdpa", "eager"):
         raise ConfigError(f"attention={attention!r} is not sdpa or eager")
+    from launcher.modelconfig import EAGER_ONLY
+
+    if model.model_type in EAGER_ONLY:
+        attention = "eager"
 
     return Job(
         job_name=str(cfg.get("job_name") or f"{model.name}-{data.name}"),

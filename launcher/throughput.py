@@ -60,7 +60,8 @@ def efficiency_for(gpu: GpuSpec) -> Efficiency:
 def forward_flops_per_token(m: ModelSpec, p: ParamCounts, seq_len: int) -> tuple[float, float]:
     """(matmul, attention) forward FLOPs per token.
 
-    Matmul: 2 FLOPs per parameter per token (Kaplan et al. 2020, arXiv:2001.08361 §2.1).
+    Matmul: 2 FLOPs per parameter per token (Kaplan et al. 2020, arXiv:2001.08361 §2.1); for MoE only the
+    parameters a token runs through: router + top-k experts + shared expert (Fedus et al. 2021, arXiv:2101.03961).
     Attention scores and values: 2 * 2 * s * q_dim per layer per token; causal flash/SDPA kernels skip
     the masked half (Dao 2023, arXiv:2307.08691), so 2 * s * q_dim.
     """
@@ -86,9 +87,9 @@ def train_flops_per_token(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
     if s.method == "full":
         flops = 3 * (mm + attn)
     else:
-        flops = 2 * mm + 3 * attn + 6.0 * p.lora
+        flops = 2 * mm + 3 * attn + 6.0 * p.lora_per_token
     if s.grad_ckpt:
-        flops += 2.0 * p.linear + attn
+        flops += 2.0 * p.active + attn
     if s.objective == "dpo":
         flops += mm + attn
     return flops
@@ -147,7 +148,7 @@ def step_time(
         trainable = p.total if s.method == "full" else p.lora
         grad_bytes = (4.0 if s.method == "full" and s.zero == 0 else 2.0) * trainable
         if s.method == "qlora":
-            param_bytes = NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm)
+            param_bytes = NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm + p.experts)
         else:
             param_bytes = 2.0 * p.total
         ring = (n - 1) / n

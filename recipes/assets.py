@@ -209,6 +209,21 @@ def tiny_llama_path() -> Path:
     return final
 
 
+def causal_lm_class(model_type: str | None):
+    """(class, from_pretrained kwargs) that load the model the planner counted. A multimodal Gemma-3 checkpoint:
+    its language model (launcher/modelconfig.py reads text_config), whose weights sit under language_model.model.*
+    on disk; everything else: AutoModelForCausalLM."""
+    if model_type == "gemma3":
+        from transformers import Gemma3ForCausalLM
+
+        return Gemma3ForCausalLM, {
+            "key_mapping": {r"^language_model\.model\.": "model.", r"^model\.language_model\.": "model."}
+        }
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM, {}
+
+
 def resolve_model(path: str) -> str:
     """plan.model.path -> a from_pretrained() argument."""
     if path == f"builtin:{TINY_MODEL}":

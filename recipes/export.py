@@ -36,6 +36,11 @@ def base_model_path(run_dir: Path, adapter_dir: Path) -> str:
     return json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
 
 
+def base_model_type(run_dir: Path) -> str | None:
+    plan = run_dir / "plan.json"
+    return json.loads(plan.read_text())["model"]["arch"].get("model_type") if plan.is_file() else None
+
+
 def export(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -45,7 +50,8 @@ def export(run_dir: Path, out: Path, dtype: str = "fp32") -> Path:
     if (src / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base = AutoModelForCausalLM.from_pretrained(base_model_path(run_dir, src), dtype=torch_dtype)
+        cls, extra = assets.causal_lm_class(base_model_type(run_dir))
+        base = cls.from_pretrained(base_model_path(run_dir, src), dtype=torch_dtype, **extra)
         model = PeftModel.from_pretrained(base, src).merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype)

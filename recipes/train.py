@@ -107,7 +107,7 @@ def init_deepspeed(on_gpu: bool) -> None:
 
 def load_model(plan: Plan, model_path: str, on_gpu: bool, for_reference: bool = False):
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig
 
     method = plan.training.method
     bf16 = on_gpu and plan.training.precision == "bf16"
@@ -128,7 +128,9 @@ def load_model(plan: Plan, model_path: str, on_gpu: bool, for_reference: bool = 
     else:  # full: fp32 master weights; bf16 comes from autocast or DeepSpeed
         kwargs["dtype"] = torch.float32
     kwargs["attn_implementation"] = plan.training.attention  # what the planner's memory model assumed
-    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    model_cls, extra = assets.causal_lm_class(plan.model.arch.get("model_type"))
+    kwargs.update(extra)
+    model = model_cls.from_pretrained(model_path, **kwargs)
     if for_reference:
         model.eval().requires_grad_(False)
     return model

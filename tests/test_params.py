@@ -20,6 +20,17 @@ PUBLISHED = {
     "qwen2.5-72b": 72_706_203_648,
     "gemma-2-9b": 9_241_705_984,
     "phi-3-mini": 3_821_079_552,
+    "llama-3.2-1b": 1_235_814_400,
+    "llama-3.2-3b": 3_212_749_824,
+    "llama-3.3-70b": 70_553_706_496,
+    "qwen3-8b": 8_190_735_360,
+    "mixtral-8x7b": 46_702_792_704,
+    "qwen3-30b-a3b": 30_532_122_624,
+    "qwen1.5-moe-a2.7b": 14_315_784_192,
+    "olmoe-1b-7b": 6_919_161_856,
+    # text model of the multimodal checkpoint: keras-hub's gemma3_12b_text preset (11,765,788,416 with its
+    # 262,144-entry vocabulary) + 64 more rows of 3840 for HF's 262,208-entry one.
+    "gemma-3-12b": 11_766_034_176,
 }
 
 

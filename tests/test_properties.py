@@ -10,7 +10,8 @@ from launcher.planner import FIT_MARGIN, choose
 from tests.conftest import load, make_job
 
 MODELS = ["tiny", "qwen2.5-0.5b", "phi-3-mini", "llama-2-7b", "mistral-7b", "gemma-2-9b", "llama-2-13b",
-          "llama-3-70b", "qwen2.5-72b"]  # fmt: skip
+          "llama-3-70b", "qwen2.5-72b", "qwen3-8b", "gemma-3-12b", "mixtral-8x7b", "qwen3-30b-a3b",
+          "qwen1.5-moe-a2.7b", "olmoe-1b-7b"]  # fmt: skip
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

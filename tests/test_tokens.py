@@ -16,7 +16,7 @@ import pytest
 from launcher import tokens, workload
 from launcher.plan import read_plan
 from launcher.planner import choose
-from tests.conftest import make_job, run_launch
+from tests.conftest import load, make_job, run_launch
 
 TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
@@ -42,6 +42,9 @@ def make_tokenizer(d: Path) -> Path:
     tok.save(str(d / "tokenizer.json"))
     (d / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>", "bos_token": "<s>"}))
     (d / "chat_template.jinja").write_text(TEMPLATE)
+    # model.path names a model folder: the planner reads its architecture from config.json (tiny's facts here)
+    arch = {k: v for k, v in load("model", "tiny").items() if k not in ("name", "path")}
+    (d / "config.json").write_text(json.dumps({"model_type": "llama", **arch}))
     return d
 
 
