@@ -80,6 +80,7 @@ BAD = [
     (["method=lora", "offload=optimizer"], "offload=optimizer method=lora cannot be planned"),
     (["method=qlora", "zero=2", "cluster=cloud"], "qlora's optimizer state is tiny"),
     (["micro_batch=64"], "micro_batch=64 x 1 GPU(s) exceeds global_batch=32"),
+    (["cluster=slurm-a100", "cluster.gpu_flag=bogus"], "gpu_flag"),
 ]
 
 
