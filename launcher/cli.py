@@ -124,11 +124,9 @@ def _plan_and_run(d: dict) -> None:
         render(result, None, job.budget, int(d.get("show") or 0), console)
         raise ConfigError(result.reason)
 
-    tcfg = d.get("tracking") or {}
-    if tcfg.get("enabled", True) and tcfg.get("uri"):
-        from launcher.tracking import check_uri
+    from launcher.tracking import settings
 
-        check_uri(str(tcfg["uri"]))  # before anything is written
+    tracking = settings(d.get("tracking") or {})  # URI checked before anything is written
     if not d.get("dry_run"):
         from launcher.execute import pick_executor
 
@@ -137,7 +135,7 @@ def _plan_and_run(d: dict) -> None:
 
             slurm.preflight(job.cluster.partition)
     run_dir = new_run_dir(d.get("output_root") or "runs", job.job_name)
-    plan = to_plan(job, result, str(run_dir))
+    plan = to_plan(job, result, str(run_dir), tracking)
     render(result, plan, job.budget, int(d.get("show") or 0), console)
     import yaml
 
@@ -148,7 +146,7 @@ def _plan_and_run(d: dict) -> None:
         return
     from launcher.execute import execute
 
-    rc = execute(plan, run_dir, str(d.get("executor") or "auto"), d)
+    rc = execute(plan, run_dir, str(d.get("executor") or "auto"))
     if rc:
         _exit_code = max(_exit_code, rc)
 

@@ -64,36 +64,34 @@ def finish_local(plan: Plan, run_dir: Path) -> None:
     show(run_dir)
 
 
-def execute(plan: Plan, run_dir: Path, executor: str, cfg: dict) -> int:
-    kind = pick_executor(executor, plan.cluster.get("executor") or "slurm")
+def execute(plan: Plan, run_dir: Path, executor: str) -> int:
+    """Everything the run needs comes from the plan (cost cap, tracking); the config dict is not consulted."""
+    kind = pick_executor(executor, plan.cluster.executor)
     from launcher import live
 
     if kind == "local" and not live.verbose():
         live.route_logs(run_dir / "train.log")
     env = {"FTLAUNCH_RUN_DIR": str(run_dir)}
-    cap = cfg.get("cost_cap")
-    if cap is not None:  # validated in launcher/specs.py
-        env["FTLAUNCH_MAX_COST_USD"] = str(float(cap))  # recipes/actuals.py: the lower of this and budget
-    tcfg = cfg.get("tracking") or {}
+    trk = plan.tracking
     uri = None
-    if tcfg.get("enabled", True):
+    if trk.enabled:
         from launcher import tracking
 
-        uri = tracking.check_uri(tcfg.get("uri") or tracking.default_uri())
+        uri = tracking.check_uri(trk.uri or tracking.default_uri())
         env |= {"MLFLOW_TRACKING_URI": uri, **tracking.CLIENT_ENV}
     if kind == "slurm":
         from launcher import slurm
 
         script = slurm.write_script(plan, env)
         if uri:
-            tracking.open_run(plan, uri, str(tcfg.get("experiment") or "ftlaunch"), {"executor": "slurm"})
+            tracking.open_run(plan, uri, trk.experiment, {"executor": "slurm"})
         job_id = slurm.submit(plan, script)
         if uri:
             tracking.tag(run_dir, "slurm_job_id", job_id)
         print(f"submitted Slurm job {job_id}; output in {run_dir}/slurm-{job_id}.out")
         return 0
     if uri:
-        tracking.open_run(plan, uri, str(tcfg.get("experiment") or "ftlaunch"), {"executor": "local"})
+        tracking.open_run(plan, uri, trk.experiment, {"executor": "local"})
     rc = run_local(plan, env)
     if uri and not tracking.sync(run_dir):
         print(

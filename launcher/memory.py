@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from launcher.params import ParamCounts, lora_targets
 from launcher.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from launcher.plan import Plan
 
 GiB = 2**30
 
@@ -65,6 +69,18 @@ class Setup:
     quant_bits: float = NF4_BYTES * 8  # QLoRA base bits/param (4.5 without double quantization)
     attention: str = "sdpa"  # sdpa | eager
     device_context: bool = True  # False for the CPU "device": no CUDA context, the process RSS instead
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> Setup:
+        """The setup a written plan runs: the one place plan.json fields map onto the memory model's."""
+        t, r = plan.training, plan.resources
+        return cls(
+            method=t.method, objective=t.objective, n_gpus=r.n_gpus, zero=r.zero_stage,
+            offload_optimizer=r.offload_optimizer, offload_params=r.offload_params, micro_batch=t.micro_batch,
+            seq_len=t.seq_len, grad_ckpt=t.grad_ckpt, lora_r=t.lora_r, lora_targets=t.lora_targets,
+            lora_dropout=t.lora_dropout, dpo_reference=t.dpo_reference, attention=t.attention,
+            device_context=r.gpu != "cpu",
+        )  # fmt: skip
 
     @property
     def sequences(self) -> int:

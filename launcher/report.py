@@ -54,7 +54,9 @@ def fetch(uri: str, experiment: str, method: str | None, gpu: str | None, last: 
             "method": r.data.params.get("method"),
             "gpu": r.data.params.get("gpu"),
             "n_gpus": int(r.data.params.get("n_gpus", "1")),
-            "predicted": {k: m.get(f"predicted_{k}") for k in METRICS} | {"tokens_total": m.get("predicted_tokens_total")},
+            # the forecast each actual was compared with (launcher/compare.py pairs), else the plan's own
+            "predicted": {k: m.get(f"paired_predicted_{k}", m.get(f"predicted_{k}")) for k in METRICS}
+            | {"tokens_total": m.get("predicted_tokens_total")},
             "actual": {k: m.get(f"actual_{k}") for k in METRICS} | {"train_s": m.get("actual_train_s")},
         })  # fmt: skip
     return out

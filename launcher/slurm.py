@@ -52,8 +52,8 @@ def directives(plan: Plan) -> list[str]:
         f"--job-name={safe_name(plan.job_name)}",
         f"--nodes={int(r.nodes)}",
         "--ntasks-per-node=1",
-        f"--cpus-per-task={int(c.get('cpus_per_gpu') or 8) * gpus}",
-        f"--mem={math.ceil(float(c.get('mem_per_gpu_gib') or 64) * gpus)}G",
+        f"--cpus-per-task={int(c.cpus_per_gpu) * gpus}",
+        f"--mem={math.ceil(float(c.mem_per_gpu_gib) * gpus)}G",
         f"--time={time_limit(plan.forecast.hours)}",
         f"--signal=B:USR1@{SIGNAL_LEAD_S}",
         "--requeue",
@@ -61,10 +61,10 @@ def directives(plan: Plan) -> list[str]:
         f"--output={shlex.quote(str(Path(plan.run_dir) / 'slurm-%j.out'))}",
     ]
     if r.gpu != "cpu":
-        flag = c.get("gpu_flag") or "gres"
-        lines.insert(3, f"--gpus-per-node={gpus}" if flag == "gpus-per-node" else f"--gres=gpu:{gpus}")
+        flag = f"--gpus-per-node={gpus}" if c.gpu_flag == "gpus-per-node" else f"--gres=gpu:{gpus}"
+        lines.insert(3, flag)
     for key in ("partition", "account", "qos"):
-        v = _checked(c.get(key), key)
+        v = _checked(getattr(c, key), key)
         if v:
             lines.append(f"--{key}={v}")
     return [f"#SBATCH {line}" for line in lines]

@@ -20,7 +20,7 @@ from typing import Any
 
 from launcher import compare
 from launcher.errors import ConfigError
-from launcher.plan import Plan, atomic_write_text, read_plan
+from launcher.plan import Plan, TrackingRef, atomic_write_text, read_plan
 
 STATE_FILE = "mlflow.json"
 # Bounded client behaviour: 0 retries, 5 s per request (the defaults retry for ~4 minutes, FINDINGS.md).
@@ -44,6 +44,13 @@ def check_uri(uri: str) -> str:
             "or http://host:port"
         )
     return uri
+
+
+def settings(tcfg: dict[str, Any]) -> TrackingRef:
+    """The config's tracking section -> what plan.json carries, the URI resolved and checked now."""
+    enabled = bool(tcfg.get("enabled", True))
+    uri = check_uri(str(tcfg.get("uri") or default_uri())) if enabled else None
+    return TrackingRef(enabled=enabled, uri=uri, experiment=str(tcfg.get("experiment") or "ftlaunch"))
 
 
 def client(uri: str):
@@ -156,7 +163,7 @@ def _create(plan: Plan, uri: str, experiment: str, tags: dict[str, str]) -> tupl
 
     c = client(uri)
     exp_id = experiment_id(c, experiment)
-    base_tags = {"ftlaunch.run_dir": plan.run_dir, "user": _user(), "cluster": str(plan.cluster.get("name")),
+    base_tags = {"ftlaunch.run_dir": plan.run_dir, "user": _user(), "cluster": plan.cluster.name,
                  DESCRIPTION: summary_markdown(plan, None)}  # fmt: skip
     run = c.create_run(exp_id, run_name=Path(plan.run_dir).name, tags={**base_tags, **tags})
     now = int(time.time() * 1000)
@@ -249,7 +256,9 @@ def _log_actuals(c, run_dir: Path, s: dict[str, Any], actuals: dict[str, Any]) -
         for k, v in actuals.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
-    vals |= {f"actual_{k}": a for k, (a, _) in compare.pairs(plan, actuals).items()}
+    pairs = compare.pairs(plan, actuals)
+    vals |= {f"actual_{k}": a for k, (a, _) in pairs.items()}
+    vals |= {f"paired_predicted_{k}": p for k, (_, p) in pairs.items()}  # what launch-report compares with
     vals |= compare.errors(plan, actuals)
     stop = str(actuals.get("stop_reason", "completed"))
     c.log_batch(

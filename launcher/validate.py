@@ -251,6 +251,7 @@ RULES: dict[str, Rule] = {
     "cluster.cpus_per_gpu": _int(1),
     "cluster.mem_per_gpu_gib": _pos(),
     "cluster.prices": Rule("prices", null=True),
+    "cluster.gpu_flag": _enum("gres", "gpus-per-node"),
 }
 # Settings no conf file ships: given with a leading + (`+budget=500`).
 APPENDED = ("budget",)

@@ -48,7 +48,7 @@ def test_forecast_costs_multi_node_on_the_plans_fabric():
     job = make_job(model="llama-2-13b", method="full", cluster="slurm-a100", gpu="a100-80gb", n_gpus=16,
                    zero=3, seq_len=2048)  # fmt: skip
     plan = to_plan(job, choose(job), "runs/x")
-    assert plan.resources.nodes == 2 and plan.cluster["inter_node_gb_s"] == 25
+    assert plan.resources.nodes == 2 and plan.cluster.inter_node_gb_s == 25
     assert predict(plan)["tokens_per_s_per_gpu"] == pytest.approx(
         plan.forecast.tokens_per_s_per_gpu, rel=1e-3
     )

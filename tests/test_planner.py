@@ -111,6 +111,29 @@ def _fit(job):
     return [c for c in evaluate(job)[0] if c.fits]
 
 
+def test_pins_that_rule_out_the_flows_methods_still_plan():
+    # ZeRO-2 only makes sense for full fine-tuning: auto must take full, not report "no plan fits the budget"
+    r = choose(make_job(zero=2, n_gpus=2, budget=5000))
+    assert r.chosen is not None and r.chosen.method == "full" and r.chosen.setup.zero == 2
+    assert "pins leave only full fine-tuning" in r.reason
+
+
+@pytest.mark.parametrize(
+    "pins,match",
+    [
+        ({"method": "qlora", "zero": 2}, "qlora's optimizer state is tiny"),
+        ({"method": "lora", "offload": "optimizer"}, "optimizer offload change nothing"),
+        ({"n_gpus": 1, "zero": 3, "offload": "none", "method": "full"}, "sharding over one GPU"),
+        ({"cluster": "local", "zero": 3}, "CPU device runs without DeepSpeed"),
+        ({"micro_batch": 64}, "exceeds global_batch=32"),
+    ],
+)
+def test_meaningless_pins_raise_one_line(pins, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        choose(make_job(model="tiny" if pins.get("cluster") == "local" else "llama-3-8b", **pins))
+    assert "\n" not in str(e.value)
+
+
 def test_full_fine_tuning_when_no_adapter_fits_and_no_budget():
     # Without checkpointing at seq 8192, with rank-1024 adapters (2.7 B trainable parameters on top of the
     # adapters' per-input activation copies), no LoRA/QLoRA layout fits an A100 while sharded full FT does;
