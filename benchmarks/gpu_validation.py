@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from launcher.plan import DataRef, Forecast, ModelRef, Plan, Resources, Training, write_plan  # noqa: E402
+from launcher.plan import ClusterRef, DataRef, Forecast, ModelRef, Plan, Resources, Training, write_plan  # noqa: E402
 from recipes import assets  # noqa: E402
 
 METHODS = ("lora", "qlora", "full", "dpo")
@@ -82,6 +82,21 @@ def random_model(name: str, facts: dict, on_gpu: bool) -> str:
     return str(out)
 
 
+# torch.cuda.get_device_name() -> GPU catalog key (conf/gpu/); first match wins, so PCIe before the SXM default.
+DEVICE_NAMES = (
+    ("H200", "h200"), ("H100 PCIe", "h100-pcie"), ("H100", "h100-sxm"), ("A100-SXM4-80GB", "a100-80gb"),
+    ("A100 80GB", "a100-80gb"), ("A100", "a100-40gb"), ("L40S", "l40s"), ("L4", "l4"), ("A10G", "a10g"),
+    ("RTX 4090", "rtx-4090"), ("V100", "v100-32gb"), ("MI300X", "mi300x"),
+)  # fmt: skip
+
+
+def catalog_gpu(device: str, on_gpu: bool) -> str | None:
+    """The catalog key for this device, so the forecast is for the GPU that is measured; None if unknown."""
+    if not on_gpu:
+        return "cpu"
+    return next((key for part, key in DEVICE_NAMES if part.lower() in device.lower()), None)
+
+
 def make_plan(run_dir: Path, method: str, model_name: str, model_path: str, facts: dict, a) -> Path:
     dpo = method == "dpo"
     data = (
@@ -112,10 +127,10 @@ def make_plan(run_dir: Path, method: str, model_name: str, model_path: str, fact
             dpo_reference="adapter",
             checkpoint_every=0,
         ),
-        resources=Resources("bench", 1, 1, 1, 0, False, False, 0.0),
+        resources=Resources(a.gpu, 1, 1, 1, 0, False, False, 0.0),
         forecast=Forecast(0.0, {}, 0.0, 0.0, 0.0, 0.0, 0.0),
         budget_usd=None,
-        cluster={"name": "local"},
+        cluster=ClusterRef(name="local", executor="local"),
         run_dir=str(run_dir),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
@@ -194,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--runs", type=Path, help="keep the run folders here (default: a temporary folder)")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--gpu", help="GPU catalog key of this device (default: recognised from its name)")
     a = ap.parse_args(argv)
+    a.gpu = a.gpu or catalog_gpu(device, on_gpu)
+    if a.gpu is None:
+        print(f"error: device {device!r} is not recognised: pass --gpu <conf/gpu name>", file=sys.stderr)
+        return 2
 
     slug = re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
     out = a.out or REPO / "benchmarks" / "results" / f"gpu_validation-{slug}.json"

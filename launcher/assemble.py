@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 
 from launcher import workload
 from launcher.memory import GiB
-from launcher.plan import DataRef, Forecast, ModelRef, Plan, Resources, Training
+from launcher.plan import ClusterRef, DataRef, Forecast, ModelRef, Plan, Resources, TrackingRef, Training
 from launcher.planner import PlanResult
 from launcher.specs import Job
 
 
-def to_plan(job: Job, result: PlanResult, run_dir: str) -> Plan:
+def to_plan(job: Job, result: PlanResult, run_dir: str, tracking: TrackingRef | None = None) -> Plan:
     c = result.chosen
     assert c is not None, "to_plan needs a chosen candidate"
     s, m, meth = c.setup, job.model, job.method
@@ -76,17 +76,21 @@ def to_plan(job: Job, result: PlanResult, run_dir: str) -> Plan:
             calibrated=bool(job.calibration.get(f"{c.gpu.name}/{s.method}")),
         ),
         budget_usd=job.budget,
-        cluster={
-            "name": job.cluster.name,
-            "executor": job.cluster.executor,
-            "partition": job.cluster.partition,
-            "account": job.cluster.account,
-            "qos": job.cluster.qos,
-            "cpus_per_gpu": job.cluster.cpus_per_gpu,
-            "mem_per_gpu_gib": job.cluster.mem_per_gpu_gib,
-            **({"gres": job.cluster.gres[c.gpu.name]} if c.gpu.name in job.cluster.gres else {}),
-            **({"max_time_min": job.cluster.max_time_min} if job.cluster.max_time_min else {}),
-        },
+        cluster=ClusterRef(
+            name=job.cluster.name,
+            executor=job.cluster.executor,
+            partition=job.cluster.partition,
+            account=job.cluster.account,
+            qos=job.cluster.qos,
+            cpus_per_gpu=job.cluster.cpus_per_gpu,
+            mem_per_gpu_gib=job.cluster.mem_per_gpu_gib,
+            gpu_flag=job.cluster.gpu_flag,
+            inter_node_gb_s=job.cluster.inter_node_gb_s,  # the forecast's fabric (launcher/forecast.py)
+            gres=job.cluster.gres.get(c.gpu.name),  # typed gres of the planned GPU (discovered clusters)
+            max_time_min=job.cluster.max_time_min,
+        ),
+        cost_cap_usd=job.cost_cap,
+        tracking=tracking or TrackingRef(),
         run_dir=run_dir,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         reason=result.reason,

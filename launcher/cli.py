@@ -143,11 +143,9 @@ def _plan_and_run(d: dict) -> None:
         render(result, None, job.budget, int(d.get("show") or 0), console)
         raise ConfigError(result.reason)
 
-    tcfg = d.get("tracking") or {}
-    if tcfg.get("enabled", True) and tcfg.get("uri"):
-        from launcher.tracking import check_uri
+    from launcher.tracking import settings
 
-        check_uri(str(tcfg["uri"]))  # before anything is written
+    tracking = settings(d.get("tracking") or {})  # URI checked before anything is written
     if not d.get("dry_run"):
         from launcher.execute import pick_executor
 
@@ -156,7 +154,7 @@ def _plan_and_run(d: dict) -> None:
 
             slurm.preflight(job.cluster.partition)
     run_dir = new_run_dir(d.get("output_root") or "runs", job.job_name)
-    plan = to_plan(job, result, str(run_dir))
+    plan = to_plan(job, result, str(run_dir), tracking)
     render(result, plan, job.budget, int(d.get("show") or 0), console)
     import yaml
 
@@ -169,7 +167,7 @@ def _plan_and_run(d: dict) -> None:
         return
     from launcher.execute import execute
 
-    rc = execute(plan, run_dir, str(d.get("executor") or "auto"), d)
+    rc = execute(plan, run_dir, str(d.get("executor") or "auto"))
     if rc:
         _exit_code = max(_exit_code, rc)
 
@@ -193,8 +191,10 @@ def main() -> None:
         sys.exit(jobs_main(sys.argv[1:]))
     from launcher.modelconfig import rewrite_args
 
+    plain = _take_verbose(sys.argv[1:])
+    sys.argv = [sys.argv[0], *plain]  # hydra.main below reads sys.argv
     try:
-        argv = rewrite_args(sys.argv[1:])
+        argv = rewrite_args(plain)
         check_overrides(argv)
         if "-m" in argv or "--multirun" in argv:
             from launcher.validate import check_sweep
@@ -233,6 +233,17 @@ def main() -> None:
     finally:
         sys.stderr = real_stderr
     sys.exit(_exit_code)
+
+
+def _take_verbose(argv: list[str]) -> list[str]:
+    """`-v`/`--verbose` is ours (Hydra has none): show every line the job prints, not only ours
+    (launcher/live.py). Taken out before Hydra sees argv; the recipe learns it from the environment."""
+    import os
+
+    rest = [a for a in argv if a not in ("-v", "--verbose")]
+    if len(rest) != len(argv):
+        os.environ["FTLAUNCH_VERBOSE"] = "1"
+    return rest
 
 
 def _single(argv: list[str]) -> int:

@@ -1,4 +1,8 @@
-"""Forecast vs actuals: which measured number answers which predicted one (pure, no I/O)."""
+"""Forecast vs actuals: which measured number answers which predicted one (pure, no I/O).
+
+The one pairing: tracking logs it (paired_predicted_<m> beside actual_<m>), launch-report's table and
+`--calibrate` read those, and the planner applies a memory factor to the same part of its forecast.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +25,16 @@ def pairs(plan: Plan, actuals: dict[str, Any]) -> dict[str, tuple[float, float]]
         out["tokens_per_s_per_gpu"] = (float(actuals["tokens_per_s_per_gpu"]), fc.tokens_per_s_per_gpu)
     mem = actuals.get("peak_mem_gb")  # GiB (recipes/actuals.py)
     if isinstance(mem, (int, float)):
-        # GPU: torch's max_memory_allocated sees neither allocator slack nor CUDA context, so compare it
-        # with the allocated part of the forecast. CPU: peak RSS is the whole process, compare with total.
-        overhead = fc.mem_breakdown_gib.get("overhead", 0.0) if plan.resources.gpu != "cpu" else 0.0
-        out["peak_mem_gib"] = (float(mem), fc.peak_mem_gib - overhead)
+        overhead = fc.mem_breakdown_gib.get("overhead", 0.0)
+        out["peak_mem_gib"] = (float(mem), measured_memory(fc.peak_mem_gib, overhead, plan.resources.gpu))
     return out
+
+
+def measured_memory(total: float, overhead: float, gpu: str) -> float:
+    """The part of a memory forecast that recipes/actuals.py measures. GPU: torch's max_memory_allocated
+    sees neither allocator slack nor CUDA context, so the forecast less its overhead. CPU: peak RSS is the
+    whole process, so the total."""
+    return total if gpu == "cpu" else total - overhead
 
 
 def errors(plan: Plan, actuals: dict[str, Any]) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """A local data file, checked and measured on the login node before anything is planned or submitted.
 
-Row checks are the recipe's own (recipes/data.py validate_file: torch-free), so a malformed row is caught
-here with its line number instead of after the job has waited in the queue.
+Row checks and path resolution are the ones the recipe runs (launcher/datarows.py, shared by both sides), so
+a malformed row is caught here with its line number instead of after the job has waited in the queue, and
+the path written into plan.json is absolute (no `~` or working directory left for the node to interpret).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from launcher.datarows import DataError, local_path, validate_file
 from launcher.errors import ConfigError
 from launcher.tokens import TokenCounts, cached, count_file, tokenizer_dir
 
@@ -17,21 +19,16 @@ from launcher.tokens import TokenCounts, cached, count_file, tokenizer_dir
 CHARS_PER_TOKEN = 4.0
 
 
-def looks_local(path: str) -> bool:
-    return not path.startswith("builtin:") and (
-        path.endswith((".jsonl", ".json")) or path.startswith(("/", "./", "../", "~")) or Path(path).exists()
-    )
-
-
 def inspect(d: dict[str, Any], model_path: str | None = None) -> dict[str, Any]:
-    """data config -> the same with n_samples / tokens_per_sample / max_tokens filled from the file: counted
-    with the model's tokenizer when model_path has one (launcher/tokens.py), else estimated from characters."""
+    """data config -> the same with the path made absolute and n_samples / tokens_per_sample / max_tokens
+    filled from the file: counted with the model's tokenizer when model_path has one (launcher/tokens.py),
+    else estimated from characters."""
     path = str(d.get("path") or "")
-    if not looks_local(path):
+    p = local_path(path)
+    if p is None:
         return d
-    from recipes.data import DataError, validate_file
-
-    p = Path(path).expanduser()
+    if p.is_dir():
+        return {**d, "path": str(p)}  # a dataset folder: load_dataset reads it and the recipe checks its rows
     if not p.is_file():
         raise ConfigError(
             f"data.path={path!r} does not exist: give an existing JSONL/JSON file or a dataset name"
@@ -48,7 +45,7 @@ def inspect(d: dict[str, Any], model_path: str | None = None) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise ConfigError(f"{p} is not UTF-8 text: save it as UTF-8 JSONL") from None
         counts = _count(p, fmt, tok) if tok else None
-    out = dict(d)
+    out = {**d, "path": str(p)}
     if out.get("n_samples") is None:
         out["n_samples"] = counts.n_rows if counts else rows
     if counts is not None:

@@ -35,9 +35,17 @@ def train_command(plan: Plan, python: str | None = None) -> list[str]:
 
 
 def run_local(plan: Plan, env: dict[str, str]) -> int:
-    """Train in the foreground, echoing and logging output to run_dir/train.log. Returns the exit code."""
+    """Train in the foreground, all output in run_dir/train.log. Quiet (default): our own lines and a progress
+    bar (launcher/live.py); verbose (`launch -v`): every line echoed. Returns the exit code."""
+    from launcher import live
+
     cmd = train_command(plan)
     log = Path(plan.run_dir) / "train.log"
+    if not live.verbose():
+        r = plan.resources
+        print(f"training locally; full output in {log}", flush=True)
+        return live.run_quiet(cmd, env, Path(plan.run_dir), plan.training.max_steps,
+                              r.n_gpus * r.price_per_gpu_hour / 3600)  # fmt: skip
     print(f"running locally: {' '.join(cmd)}", flush=True)
     with open(log, "ab") as f:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env})
@@ -49,25 +57,34 @@ def run_local(plan: Plan, env: dict[str, str]) -> int:
         return p.wait()
 
 
-def execute(plan: Plan, run_dir: Path, executor: str, cfg: dict) -> int:
-    kind = pick_executor(executor, plan.cluster.get("executor") or "slurm")
+def finish_local(plan: Plan, run_dir: Path) -> None:
+    """The end of a local run: predicted vs actual, and where to look next."""
+    from launcher.summary import show
+
+    show(run_dir)
+
+
+def execute(plan: Plan, run_dir: Path, executor: str) -> int:
+    """Everything the run needs comes from the plan (cost cap, tracking); the config dict is not consulted."""
+    kind = pick_executor(executor, plan.cluster.executor)
+    from launcher import live
+
+    if kind == "local" and not live.verbose():
+        live.route_logs(run_dir / "train.log")
     env = {"FTLAUNCH_RUN_DIR": str(run_dir)}
-    cap = cfg.get("cost_cap")
-    if cap is not None:  # validated in launcher/specs.py
-        env["FTLAUNCH_MAX_COST_USD"] = str(float(cap))  # recipes/actuals.py: the lower of this and budget
-    tcfg = cfg.get("tracking") or {}
+    trk = plan.tracking
     uri = None
-    if tcfg.get("enabled", True):
+    if trk.enabled:
         from launcher import tracking
 
-        uri = tracking.check_uri(tcfg.get("uri") or tracking.default_uri())
+        uri = tracking.check_uri(trk.uri or tracking.default_uri())
         env |= {"MLFLOW_TRACKING_URI": uri, **tracking.CLIENT_ENV}
     if kind == "slurm":
         from launcher import slurm
 
         script = slurm.write_script(plan, env)
         if uri:
-            tracking.open_run(plan, uri, str(tcfg.get("experiment") or "ftlaunch"), {"executor": "slurm"})
+            tracking.open_run(plan, uri, trk.experiment, {"executor": "slurm"})
         try:
             job_id = slurm.submit(plan, script)
         except ConfigError:
@@ -78,12 +95,14 @@ def execute(plan: Plan, run_dir: Path, executor: str, cfg: dict) -> int:
         print(f"submitted Slurm job {job_id}; output in {run_dir}/slurm-{job_id}.out")
         return 0
     if uri:
-        tracking.open_run(plan, uri, str(tcfg.get("experiment") or "ftlaunch"), {"executor": "local"})
+        tracking.open_run(plan, uri, trk.experiment, {"executor": "local"})
     rc = run_local(plan, env)
     if uri and not tracking.sync(run_dir):
         print(
             f"warning: MLflow not reachable; metrics kept in {run_dir}, run `launch-report --sync {run_dir}`"
         )
+    if (run_dir / "actuals.json").exists():
+        finish_local(plan, run_dir)
     if rc == 2:
         return 2  # the recipe already printed the one-line reason (bad data, ...)
     if rc != 0:

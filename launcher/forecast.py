@@ -3,6 +3,7 @@ predicted peak memory and tokens/s beside measured ones."""
 
 from __future__ import annotations
 
+from launcher.errors import ConfigError
 from launcher.memory import GiB, Setup, peak_memory
 from launcher.params import count_params
 from launcher.plan import Plan
@@ -15,18 +16,16 @@ def predict(plan: Plan) -> dict[str, float]:
     arch = {k: v for k, v in plan.model.arch.items() if v is not None}
     m = model_spec({"name": plan.model.name, "path": plan.model.path, **arch})
     p = count_params(m, t.lora_r, t.lora_targets)
-    gpu_name = r.gpu if r.gpu in gpu_catalog() else "cpu"
-    gpu = gpu_spec(gpu_catalog()[gpu_name])
-    s = Setup(
-        method=t.method, objective=t.objective, n_gpus=r.n_gpus, zero=r.zero_stage,
-        offload_optimizer=r.offload_optimizer, offload_params=r.offload_params, micro_batch=t.micro_batch,
-        seq_len=t.seq_len, grad_ckpt=t.grad_ckpt, lora_r=t.lora_r, lora_targets=t.lora_targets,
-        lora_dropout=t.lora_dropout, dpo_reference=t.dpo_reference, device_context=gpu.name != "cpu",
-        attention=t.attention,
-    )  # fmt: skip
+    catalog = gpu_catalog()
+    if r.gpu not in catalog:  # a forecast for some other device would be silently wrong
+        raise ConfigError(
+            f"plan.resources.gpu={r.gpu!r} is not in the GPU catalog: known are {', '.join(sorted(catalog))}"
+        )
+    gpu = gpu_spec(catalog[r.gpu])
+    s = Setup.from_plan(plan)
     mem = peak_memory(m, p, s)
     cluster = ClusterSpec(name="forecast", executor="local", gpus=(gpu.name,), gpus_per_node=max(1, r.gpus_per_node),
-                          max_nodes=max(1, r.nodes), inter_node_gb_s=0)  # fmt: skip
+                          max_nodes=max(1, r.nodes), inter_node_gb_s=plan.cluster.inter_node_gb_s)  # fmt: skip
     st = step_time(m, p, s, gpu, cluster, t.grad_accum)
     return {
         "peak_mem_gib": mem.total / GiB,

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from launcher.params import ParamCounts, lora_targets
 from launcher.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from launcher.plan import Plan
 
 GiB = 2**30
 
@@ -24,9 +28,10 @@ ADAM_STATE_BYTES = 12
 # QLoRA paper (Dettmers et al. 2023, arXiv:2305.14314 §3): NF4 is 4 bits, blocksize 64 absmax; double
 # quantization brings constants to 8/64 + 32/(64*256) = 0.127 bits/param -> 4.127 bits = 0.516 bytes.
 NF4_BYTES = 4.127 / 8
-# Logits: transformers' ForCausalLMLoss upcasts logits to fp32 before cross-entropy (loss_utils.py), so a
-# token holds bf16 logits (2) + fp32 copy (4) + fp32 softmax/grad (4) bytes per vocab entry at the peak.
-LOGIT_BYTES_PER_VOCAB = 10
+# TRL's fused LM head tile: tokens x vocab entries per projection (trl/kernels/chunked_logprob.py
+# TOKEN_CHUNK_SIZE, trl/trainer/utils.py _CHUNKED_LOGPROB_CHUNK_SIZE, trl 1.16). See logits_bytes().
+LOGIT_TILE_TOKENS = 4096
+LOGIT_TILE_VOCAB = 32768
 # Fixed per-process overhead: CUDA context, cuBLAS/NCCL workspaces. The bert rows of
 # benchmarks/data/published_cases.csv put it at ~1.34 GB on a V100 (nvidia-smi); CUDA 12 lazy loading is lower.
 CUDA_CONTEXT_BYTES = 1.0 * GiB
@@ -64,6 +69,18 @@ class Setup:
     quant_bits: float = NF4_BYTES * 8  # QLoRA base bits/param (4.5 without double quantization)
     attention: str = "sdpa"  # sdpa | eager
     device_context: bool = True  # False for the CPU "device": no CUDA context, the process RSS instead
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> Setup:
+        """The setup a written plan runs: the one place plan.json fields map onto the memory model's."""
+        t, r = plan.training, plan.resources
+        return cls(
+            method=t.method, objective=t.objective, n_gpus=r.n_gpus, zero=r.zero_stage,
+            offload_optimizer=r.offload_optimizer, offload_params=r.offload_params, micro_batch=t.micro_batch,
+            seq_len=t.seq_len, grad_ckpt=t.grad_ckpt, lora_r=t.lora_r, lora_targets=t.lora_targets,
+            lora_dropout=t.lora_dropout, dpo_reference=t.dpo_reference, attention=t.attention,
+            device_context=r.gpu != "cpu",
+        )  # fmt: skip
 
     @property
     def sequences(self) -> int:
@@ -109,6 +126,18 @@ class MemoryBreakdown:
         return {k: round(v / GiB, 2) for k, v in self.as_dict().items()}
 
 
+def adapter_bytes(method: str) -> float:
+    """Bytes per LoRA parameter (and per gradient element, Adam moment): PEFT keeps LoRA adapters fp32
+    (autocast_adapter_dtype); TRL casts QLoRA adapters to bf16 (recipes/actuals.json precision.stored_params).
+    """
+    return 2.0 if method == "qlora" else 4.0
+
+
+def quant_bytes(s: Setup) -> float:
+    """Bytes per quantized base weight under QLoRA (4.127 bits with double quantization, 4.5 without)."""
+    return s.quant_bits / 8
+
+
 def activation_bytes_per_token_layer(m: ModelSpec, s: Setup) -> float:
     """Mean over decoder layers (MoE models mix dense and MoE layers)."""
     return _activation_bytes(m, s.method, s.lora_dropout, s.lora_targets)[0]
@@ -119,34 +148,59 @@ def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: s
     """Bytes one decoder layer saves for backward per token, bf16, SDPA/flash attention (no s^2 term):
     (mean over layers, largest layer).
 
-    Derived by listing what autograd saves, following Korthikanti et al. 2022 (arXiv:2205.05198 §4.1,
-    34*s*b*h for GPT without recompute) adapted to GQA + gated MLP + HF RMSNorm:
-    attention: normed input 2h, q 2q, k/v 2kv each, attention output 2q -> 2h + 4q + 4kv;
-    gated MLP: normed input 2h, gate out, silu out, up out, product 2I each -> 2h + 8I (standard: 2h + 4I);
+    Listing what autograd saves, after Korthikanti et al. 2022 (arXiv:2205.05198 §4.1) for GQA + gated MLP +
+    HF RMSNorm, checked against our own stack under FakeTensorMode + MemTracker at 2 and 4 layers
+    (benchmarks/own_stack_memory.py, benchmarks/results/own_stack_memory.json):
     RMSNorm: HF upcasts the input to fp32 and autograd keeps it -> 4h per norm.
-    MoE layer (transformers' *SparseMoeBlock): router logits 2E and their fp32 softmax 4E; each of the top-k
-    routed copies keeps its gathered input 2h, a gated expert's 8I_e and its output 2h for the routing-weight
-    product; a shared expert adds 8I_s like a dense MLP.
-    LoRA dropout (p > 0) keeps a dropped copy (2 bytes) and a mask (1 byte) of each targeted input.
+    attention: SDPA keeps q 2q, k/v 2kv each and its output 2q; o_proj's input is a contiguous copy of the
+    output (2q more, measured) -> 6q + 4kv.
+    gated MLP: silu keeps the gate output, the product keeps silu's output and up's output -> 6I (standard 2I).
+    A frozen nn.Linear keeps nothing (its input gradient needs only the weight). A trainable one keeps its input:
+    full FT adds the normed inputs (2h each), o_proj's input is already counted, down_proj's input 2I (standard
+    fc2's 2I), and each trainable norm weight keeps its bf16 input (2h).
+    LoRA: each targeted input is cast to the adapter dtype (fp32 LoRA 4 bytes, bf16 QLoRA 2) and kept by lora_A;
+    dropout (p > 0) adds its 1-byte bool mask (CUDA native_dropout).
+    MoE layer (transformers' *SparseMoeBlock; not yet in the own-stack benchmark): router logits 2E and their
+    fp32 softmax 4E; each of the top-k routed copies keeps its gathered input 2h, an expert MLP as above (width
+    I_e) and its output 2h for the routing-weight product; a shared expert adds a dense MLP of width I_s.
     """
     h, q, kv, i = m.hidden_size, m.q_dim, m.kv_dim, m.intermediate_size
-    attn = 2 * h + 4 * q + 4 * kv
-    mlp = 2 * h + (8 * i if m.mlp == "gated" else 4 * i)
-    norms = 4 * h * m.norms_per_layer
-    if method == "full":
-        norms += 2 * h * m.norms_per_layer  # trainable norm weights keep their normed input too
+
+    def mlp_bytes(width: int) -> int:
+        if method == "full":
+            return 2 * h + (8 * width if m.mlp == "gated" else 4 * width)
+        return 6 * width if m.mlp == "gated" else 2 * width
+
+    attn = 6 * q + 4 * kv + (2 * h if method == "full" else 0)
+    mlp = mlp_bytes(i)
+    norms = (6 if method == "full" else 4) * h * m.norms_per_layer
     lora = 0.0
-    if method in ("lora", "qlora") and lora_dropout > 0:
-        lora = 3 * sum(fin for fin, _ in lora_targets(m, targets).values())
+    if method in ("lora", "qlora"):
+        per_input = adapter_bytes(method) + (1 if lora_dropout > 0 else 0)
+        lora = per_input * sum(fin for fin, _ in lora_targets(m, targets).values())
     dense = attn + mlp + norms + lora
     if not m.is_moe:
         return dense, dense
     e, k = m.num_experts, m.experts_per_token
-    moe_mlp = 2 * h + 6 * e + k * (4 * h + 8 * m.expert_size) + 8 * m.shared_expert_intermediate_size
+    shared = m.shared_expert_intermediate_size
+    moe_mlp = 6 * e + k * (4 * h + mlp_bytes(m.expert_size)) + (mlp_bytes(shared) if shared else 0)
     moe = attn + moe_mlp + norms + lora
     n_moe = m.moe_layers
     mean = (n_moe * moe + (m.num_hidden_layers - n_moe) * dense) / m.num_hidden_layers
     return mean, max(moe, dense if n_moe < m.num_hidden_layers else 0.0)
+
+
+def logits_bytes(m: ModelSpec, p: ParamCounts, s: Setup, tokens: int) -> float:
+    """TRL's SFTTrainer/DPOTrainer compute the loss with a fused, chunked LM head (trl/trainer/utils.py
+    add_fused_lm_head, trl/kernels/chunked_logprob.py): logits never exist whole, only a bf16 tile of
+    TOKEN_CHUNK_SIZE x _CHUNKED_LOGPROB_CHUNK_SIZE (4096 x 32768). Its backward keeps the final hidden states
+    (compacted copy, 2h/token), accumulates their gradient in fp32 (4h) and casts it back (2h). Full FT also
+    accumulates the LM head's weight gradient in fp32 (4 bytes x vocab x h) while that layer runs."""
+    tile = 2.0 * min(tokens, LOGIT_TILE_TOKENS) * min(m.vocab_size, LOGIT_TILE_VOCAB)
+    out = tile + 8.0 * m.hidden_size * tokens
+    if s.method == "full":
+        out += 4.0 * m.vocab_size * m.hidden_size
+    return out
 
 
 def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
@@ -157,9 +211,9 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     # --- model states (ZeRO paper §5: stage 1 shards optimizer, 2 adds grads, 3 adds params) -------
     if s.method == "full":
         if z == 0:
-            # torch AMP: fp32 weights (4) + fp32 grads (4) + Adam m, v (8); autocast keeps a bf16 copy of
-            # each weight for backward (torch.autocast cache) -> 2 more.
-            base, grads, opt = 6.0 * p.total, 4.0 * p.total, 8.0 * p.total
+            # torch AMP: fp32 weights (4) + fp32 grads (4) + Adam m, v (8). Autocast's bf16 weight copies (2)
+            # live from forward into backward, before the gradients exist: see the phases below.
+            base, grads, opt = 4.0 * p.total, 4.0 * p.total, 8.0 * p.total
         else:
             base = 2.0 * p.total / (n if z >= 3 else 1)
             grads = 2.0 * p.total / (n if z >= 2 else 1)
@@ -171,10 +225,9 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         else:
             base = 2.0 * p.total
         base = base / (n if z >= 3 else 1)
-        # LoRA adapters are fp32 (PEFT autocast_adapter_dtype); TRL casts QLoRA adapters to bf16
-        # (measured in recipes/actuals.json precision.stored_params). Adam's m, v take the adapter dtype.
-        width = 2.0 if s.method == "qlora" else 4.0
-        adapters = width * p.lora
+        width = adapter_bytes(s.method)
+        # ZeRO-3 partitions every parameter, the trainable adapters included (ZeRO paper §5.3).
+        adapters = width * p.lora / (n if z >= 3 else 1)
         grads = width * p.lora / (n if z >= 2 else 1)
         opt = 2 * width * p.lora / (n if z >= 1 else 1)
     if s.offload_optimizer:
@@ -193,7 +246,9 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
     elif z in (1, 2):
         # reduce_bucket_size "auto" = hidden^2 elements in HF's DeepSpeed integration; overlap_comm keeps two.
         buffers += 2 * 2.0 * m.hidden_size**2
-    # Backward workspace: a few live gradient temporaries of the widest activation (assumption: 4).
+    # Backward workspace: a few live gradient temporaries of the widest activation (assumption: 4). The decoder
+    # layers' backward starts after the LM head's has freed its tile, so only the larger of the two is live
+    # (measured: benchmarks/results/own_stack_memory.json, peak at the head's backward for LoRA).
     workspace = 4 * 2.0 * tokens * max(m.intermediate_size, m.hidden_size)
 
     # --- activations -------------------------------------------------------------------------------------
@@ -210,7 +265,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         activations = L * 2.0 * m.hidden_size * tokens + per_layer_act + (max_act - mean_act) * tokens
     else:
         activations = L * per_layer_act
-    logits = LOGIT_BYTES_PER_VOCAB * m.vocab_size * tokens
+    logits = logits_bytes(m, p, s, tokens)
 
     # --- DPO reference --------------------------------------------------------------------------------
     reference = 0.0
@@ -222,13 +277,24 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
             )
 
     # The optimizer step needs fp32 gradients beside the states: DeepSpeed's fp32 gradient partition
-    # (stage_1_and_2.py single_grad_partition), or torch AdamW's foreach temporaries (one fp32 copy).
-    # It comes after backward has freed activations and logits, so the peak is the larger phase.
+    # (stage_1_and_2.py single_grad_partition). It comes after backward has freed activations and logits, so
+    # the peak is the larger phase. torch's fused AdamW (the TrainingArguments default) needs no temporaries.
     step_transient = 0.0
-    if s.method == "full" and not s.offload_optimizer:
-        step_transient = 4.0 * p.total / (n if z >= 1 else 1)
+    if s.method == "full" and not s.offload_optimizer and z >= 1:
+        step_transient = 4.0 * p.total / n
+    workspace = max(0.0, workspace - logits)  # beyond the head's transient (see above)
     phase = activations + logits + workspace
-    if step_transient > phase:
+    if s.method == "full" and z == 0:
+        # Backward starts with autocast's bf16 weight copies, activations and logits live and no gradients
+        # (zero_grad sets them to None); the step holds the gradients and nothing else. Measured:
+        # benchmarks/results/own_stack_memory.json (full rows).
+        phase += 2.0 * p.total
+        if grads >= phase:
+            activations = logits = workspace = 0.0
+        else:
+            buffers += 2.0 * p.total
+            grads = 0.0
+    elif step_transient > phase:
         buffers += step_transient - phase  # reported under buffers: the step phase sets the peak
     buffers += workspace
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,34 @@ class Forecast:
 
 
 @dataclass(frozen=True)
+class ClusterRef:
+    """What the executors need of the cluster (launcher/execute.py, launcher/slurm.py)."""
+
+    name: str
+    executor: str = "slurm"  # local | slurm
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    cpus_per_gpu: int = 8
+    mem_per_gpu_gib: float = 64
+    gpu_flag: str = "gres"  # how Slurm is asked for GPUs: gres (--gres=gpu:N) | gpus-per-node
+    inter_node_gb_s: float = (
+        0.0  # the fabric the forecast costed (0: unstated, launcher/throughput.py default)
+    )
+    gres: str | None = None  # Slurm gres type of the planned GPU (gpu:<gres>:N), from a discovered cluster
+    max_time_min: int | None = None  # partition MaxTime: a longer plan runs as checkpointed segments
+
+
+@dataclass(frozen=True)
+class TrackingRef:
+    """Where the run is tracked; uri is resolved at launch (MLflow's default depends on the cwd)."""
+
+    enabled: bool = True
+    uri: str | None = None
+    experiment: str = "ftlaunch"
+
+
+@dataclass(frozen=True)
 class Plan:
     job_name: str
     model: ModelRef
@@ -92,10 +120,14 @@ class Plan:
     resources: Resources
     forecast: Forecast
     budget_usd: float | None
-    cluster: dict[str, Any]
+    cluster: ClusterRef
     run_dir: str
     created: str
     reason: str = ""  # why this plan was chosen, one line
+    cost_cap_usd: float | None = (
+        None  # runtime guard: checkpoint and stop before spending more (recipes/actuals.py)
+    )
+    tracking: TrackingRef = field(default_factory=TrackingRef)
     schema: str = PLAN_SCHEMA
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -103,22 +135,41 @@ class Plan:
         return asdict(self)
 
 
+def _part(cls, d: Any, where: str):
+    """One section of plan.json -> its dataclass; unknown or missing keys are named, not a TypeError."""
+    if not isinstance(d, dict):
+        raise ValueError(f"plan.{where} must be an object, got {type(d).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(
+            f"plan.{where} has unknown field(s) {', '.join(unknown)}: written by another ftlaunch?"
+        )
+    try:
+        return cls(**d)
+    except TypeError as e:
+        raise ValueError(f"plan.{where}: {e}") from None
+
+
 def plan_from_dict(d: dict[str, Any]) -> Plan:
+    """Fields added since v1 (cost_cap_usd, tracking, cluster.gpu_flag) have defaults: older plans still read."""
     schema = d.get("schema")
     if schema != PLAN_SCHEMA:
         raise ValueError(f"plan schema {schema!r} is not {PLAN_SCHEMA!r}: re-plan with this ftlaunch version")
     return Plan(
         job_name=d["job_name"],
-        model=ModelRef(**d["model"]),
-        data=DataRef(**d["data"]),
-        training=Training(**d["training"]),
-        resources=Resources(**d["resources"]),
-        forecast=Forecast(**d["forecast"]),
+        model=_part(ModelRef, d["model"], "model"),
+        data=_part(DataRef, d["data"], "data"),
+        training=_part(Training, d["training"], "training"),
+        resources=_part(Resources, d["resources"], "resources"),
+        forecast=_part(Forecast, d["forecast"], "forecast"),
         budget_usd=d["budget_usd"],
-        cluster=d["cluster"],
+        cluster=_part(ClusterRef, d["cluster"], "cluster"),
         run_dir=d["run_dir"],
         created=d["created"],
         reason=d.get("reason", ""),
+        cost_cap_usd=d.get("cost_cap_usd"),
+        tracking=_part(TrackingRef, d.get("tracking") or {}, "tracking"),
         schema=schema,
         extra=d.get("extra", {}),
     )

@@ -13,6 +13,8 @@ from itertools import zip_longest
 from launcher import cost as costs
 from launcher import prune as prune_
 from launcher import workload
+from launcher.compare import measured_memory
+from launcher.errors import ConfigError
 from launcher.memory import GiB, MemoryBreakdown, Setup, peak_memory
 from launcher.params import ParamCounts, count_params
 from launcher.specs import DEFAULT_LR, METHODS, GpuSpec, Job
@@ -110,29 +112,69 @@ def _methods(job: Job) -> tuple[str, ...]:
     return METHODS
 
 
+def _layout_skip(method: str, n: int, cpu: bool, z: int, off_opt: bool, off_par: bool) -> str | None:
+    """Why a (zero stage, offload) layout is not worth trying for this method and GPU count, or None."""
+    if off_par and z != 3:
+        return "offloading parameters needs ZeRO-3"
+    if off_opt and z == 0:
+        return "offload needs DeepSpeed (zero >= 1)"
+    if cpu and (z > 0 or off_opt):
+        return "the CPU device runs without DeepSpeed, so no ZeRO stage or offload (pick a GPU cluster)"
+    if n == 1 and z > 0 and not off_opt:
+        return "sharding over one GPU changes nothing (use zero=0, or offload, or more GPUs)"
+    if method != "full" and (z in (1, 2) or (off_opt and not off_par)):
+        return f"{method}'s optimizer state is tiny, so ZeRO-1/2 or optimizer offload change nothing"
+    return None
+
+
+_OFFLOAD = {None: None, "none": (False, False), "optimizer": (True, False), "all": (True, True)}
+
+
 def _memory_layouts(job: Job, method: str, n: int, cpu: bool) -> list[tuple[int, bool, bool]]:
-    """(zero stage, offload optimizer, offload params) worth trying."""
-    out = []
-    for z in range(4):
-        for off_opt, off_par in ((False, False), (True, False), (True, True)):
-            if off_par and z != 3:
-                continue
-            if off_opt and z == 0:
-                continue  # offload needs DeepSpeed
-            if n == 1 and z > 0 and not off_opt:
-                continue  # sharding over one GPU changes nothing
-            if cpu and (z > 0 or off_opt):
-                continue  # the CPU quickstart runs without DeepSpeed
-            if method != "full" and (z in (1, 2) or (off_opt and not off_par)):
-                continue  # adapters' optimizer state is tiny: sharding or offloading it changes nothing
-            out.append((z, off_opt, off_par))
-    p = job.pins
-    want = {None: None, "none": (False, False), "optimizer": (True, False), "all": (True, True)}[p.offload]
+    """(zero stage, offload optimizer, offload params) worth trying and allowed by the pins."""
+    return [lay for lay in _pinned_layouts(job) if _layout_skip(method, n, cpu, *lay) is None]
+
+
+def _pinned_layouts(job: Job) -> list[tuple[int, bool, bool]]:
+    p, want = job.pins, _OFFLOAD[job.pins.offload]
     return [
-        lay
-        for lay in out
-        if (p.zero is None or lay[0] == p.zero) and (want is None or (lay[1], lay[2]) == want)
+        (z, oo, op)
+        for z in range(4)
+        for oo, op in ((False, False), (True, False), (True, True))
+        if (p.zero is None or z == p.zero) and (want is None or (oo, op) == want)
     ]
+
+
+def check_pins(job: Job) -> None:
+    """Pins that leave nothing to forecast end here with one line, instead of an empty search."""
+    reasons: list[str] = []
+    for method in _methods(job):
+        for gpu in job.gpus:
+            for n in gpu_counts(job):
+                for lay in _pinned_layouts(job):
+                    why = _layout_skip(method, n, gpu.name == "cpu", *lay)
+                    if why is None:
+                        return
+                    reasons.append(why)
+    p = job.pins
+    pins = [
+        f"{k}={v}"
+        for k, v in (("zero", p.zero), ("offload", p.offload), ("n_gpus", p.n_gpus))
+        if v is not None
+    ]
+    if job.method.name != "auto":
+        pins.append(f"method={job.method.name}")
+    why = max(set(reasons), key=reasons.count) if reasons else "no layout matches"
+    raise ConfigError(f"{' '.join(pins)} cannot be planned: {why}; drop or change a pin")
+
+
+def check_micro_batch(job: Job) -> None:
+    mb, n = job.pins.micro_batch, min(gpu_counts(job))
+    if mb is not None and mb > 1 and mb * n > job.global_batch:
+        raise ConfigError(
+            f"micro_batch={mb} x {n} GPU(s) exceeds global_batch={job.global_batch}: "
+            f"lower micro_batch or raise global_batch"
+        )
 
 
 def _references(job: Job, method: str, objective: str) -> tuple[str, ...]:
@@ -249,8 +291,9 @@ def _evaluate_shape(
             break
         s = _setup(job, objective, method, n, z, off_opt, off_par, mb, ref, ckpt, gpu)
         mem = peak_memory(m, p, s)
-        if f_mem != 1.0:
-            mem = replace(mem, calibration=(f_mem - 1.0) * mem.total)
+        if f_mem != 1.0:  # the factor was fitted on the measured part only (launcher/compare.py)
+            measured = measured_memory(mem.total, mem.overhead, gpu.name)
+            mem = replace(mem, calibration=(f_mem - 1.0) * measured)
         if mem.total > (1 - FIT_MARGIN) * gpu.memory_gib * GiB:
             out.append(Candidate(gpu, s, 0, mem, None, 0.0, None, 0))
             break  # larger micro-batches need more memory still
@@ -263,7 +306,7 @@ def _evaluate_shape(
         step_s = tokens_total / steps / (tps * n)
         every = job.checkpoint_every or max(1, min(steps, round(CHECKPOINT_TARGET_S / step_s)))
         c = costs.estimate(tokens_total, tps, n, gpu.price_per_gpu_hour or 0.0, steps, 2.0 * p.total,
-                           ckpt_bytes, every, f_over)  # fmt: skip
+                           ckpt_bytes, every, f_over, costs.startup_s(gpu.name))  # fmt: skip
         out.append(Candidate(gpu, s, accum, mem, st, tps, c, every))
     return out
 
@@ -281,6 +324,8 @@ def usd(x: float) -> str:
 
 
 def choose(job: Job, prune: bool = True) -> PlanResult:
+    check_pins(job)
+    check_micro_batch(job)
     cands, params = evaluate(job, prune)
     objective = objective_of(job)
     key = _key(job)
@@ -316,6 +361,8 @@ def choose(job: Job, prune: bool = True) -> PlanResult:
                 # Neither adapter fits (e.g. activations without checkpointing) while sharded full FT does.
                 chosen = best(in_budget, "full")
                 reason = "neither LoRA nor QLoRA fits on the offered GPUs: full fine-tuning, sharded"
+                if all(c.method == "full" for c in cands):  # zero=1/2 or optimizer offload pinned
+                    reason = "the pins leave only full fine-tuning (adapters gain nothing from them)"
         elif job.domain_shift == "large":
             full = best([c for c in in_budget if c.setup.zero == 3 or c.setup.n_gpus == 1], "full")
             full = full or best(in_budget, "full")

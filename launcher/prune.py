@@ -33,7 +33,7 @@ def bound(
     """(hours, dollars) no micro-batch of a shape can beat: work_flops is the whole run's training FLOPs at
     the smallest micro-batch (processed tokens x throughput.train_flops_per_token)."""
     train_s = work_flops / (gpu.bf16_tflops * 1e12 * efficiency_for(gpu).mfu * f_tps * n)
-    overhead_s = (costs.STARTUP_S + 2.0 * p.total / (costs.LOAD_GB_S * 1e9)) * f_over
+    overhead_s = (costs.startup_s(gpu.name) + 2.0 * p.total / (costs.LOAD_GB_S * 1e9)) * f_over
     hours = (train_s + overhead_s) / 3600
     return hours, hours * n * (gpu.price_per_gpu_hour or 0.0)
 

@@ -10,6 +10,7 @@ launch-report --calibrate                      # fit correction factors for `lau
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,9 @@ def fetch(uri: str, experiment: str, method: str | None, gpu: str | None, last: 
             "method": r.data.params.get("method"),
             "gpu": r.data.params.get("gpu"),
             "n_gpus": int(r.data.params.get("n_gpus", "1")),
-            "predicted": {k: m.get(f"predicted_{k}") for k in METRICS} | {"tokens_total": m.get("predicted_tokens_total")},
+            # the forecast each actual was compared with (launcher/compare.py pairs), else the plan's own
+            "predicted": {k: m.get(f"paired_predicted_{k}", m.get(f"predicted_{k}")) for k in METRICS}
+            | {"tokens_total": m.get("predicted_tokens_total")},
             "actual": {k: m.get(f"actual_{k}") for k in METRICS} | {"train_s": m.get("actual_train_s")},
         })  # fmt: skip
     return out
@@ -91,34 +94,102 @@ def table(rows: list[dict[str, Any]]) -> None:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def figure(rows: list[dict[str, Any]]):
+    """Four predicted-vs-actual panels. Each point carries its run's number; the key under the panels names
+    the runs (names are too long to print beside the points without overlap)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 9))
-    for ax, k in zip(axes.flat, METRICS, strict=True):
-        pts = [(r["predicted"][k], r["actual"][k], r["method"]) for r in rows]
-        pts = [(p, a, m) for p, a, m in pts if p and a]
-        for method in sorted({m for *_, m in pts}):
-            xs = [p for p, _, m in pts if m == method]
-            ys = [a for _, a, m in pts if m == method]
-            ax.scatter(xs, ys, label=method, alpha=0.8)
+    named = [r for r in rows if any(r["predicted"][k] and r["actual"][k] for k in METRICS)]
+    n_key = len(named)
+    key_rows = (n_key + 1) // 2
+    fig = plt.figure(figsize=(11, 9 + 0.2 * key_rows))
+    grid = fig.add_gridspec(3, 2, height_ratios=[1, 1, max(0.05, 0.055 * key_rows)], hspace=0.45)
+    axes = [fig.add_subplot(grid[i // 2, i % 2]) for i in range(4)]
+    markers = dict(zip(sorted({r["method"] for r in named}), "osD^v<>px*", strict=False))
+    for ax, k in zip(axes, METRICS, strict=True):
+        pts = [(r["predicted"][k], r["actual"][k], r["method"], i) for i, r in enumerate(named, 1)]
+        pts = [pt for pt in pts if pt[0] and pt[1]]
+        for method, marker in markers.items():
+            mine = [pt for pt in pts if pt[2] == method]
+            if mine:
+                ax.scatter(
+                    [p for p, *_ in mine], [a for _, a, *_ in mine], label=method, marker=marker, alpha=0.8
+                )
+        for p, a, _, i in pts:
+            ax.annotate(str(i), (p, a), xytext=(4, 4), textcoords="offset points", fontsize=8)
         if pts:
-            lo = min(min(p, a) for p, a, _ in pts) * 0.8
-            hi = max(max(p, a) for p, a, _ in pts) * 1.25
+            lo = min(min(p, a) for p, a, *_ in pts) / 1.5
+            hi = max(max(p, a) for p, a, *_ in pts) * 1.5
             ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="actual = predicted")
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.legend(fontsize=8)
+            for axis in (ax.xaxis, ax.yaxis):
+                # four ticks evenly spaced in log space, two significant digits, no minor labels:
+                # matplotlib's default crowds a log axis that spans less than a decade
+                axis.set_major_locator(ticker.FixedLocator(_log_ticks(lo, hi)))
+                axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _short(v)))
+                axis.set_minor_locator(ticker.NullLocator())
+            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+            ax.tick_params(axis="y", labelsize=8)
+            ax.legend(fontsize=8, loc="best")
+        else:
+            ax.text(0.5, 0.5, "no measured runs", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(LABEL[k])
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual")
-    fig.suptitle(f"ftlaunch: predicted vs actual ({len(rows)} runs)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    key = fig.add_subplot(grid[2, :])
+    key.axis("off")
+    lines = [
+        f"{i:>{len(str(n_key))}}  {r['name']}  ({r['method']}, {r['n_gpus']}x{r['gpu']})"
+        for i, r in enumerate(named, 1)
+    ]
+    half = (len(lines) + 1) // 2
+    for col, chunk in enumerate((lines[:half], lines[half:])):
+        key.text(col * 0.5, 1.0, "\n".join(chunk), va="top", ha="left", fontsize=8, family="monospace",
+                 transform=key.transAxes)  # fmt: skip
+    fig.suptitle(f"ftlaunch: predicted vs actual ({n_key} runs)")
+    return fig
+
+
+def _log_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    a, b = math.log10(lo), math.log10(hi)
+    return sorted({float(f"{10 ** (a + (b - a) * (i + 0.5) / n):.2g}") for i in range(n)})
+
+
+def _short(v: float) -> str:
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+def log_plot(uri: str, experiment: str, path: Path) -> str:
+    """Log the PNG into the experiment's own report experiment (<experiment>-reports), not among its
+    training runs: MLflow shows files only on runs, and a report run inside the training experiment is
+    listed, sorted and compared as if it were a training run. Returns the report experiment's name."""
+    c = tracking.client(uri)
+    name = f"{experiment}-reports"
+    exp = c.get_experiment_by_name(name)
+    exp_id = exp.experiment_id if exp else c.create_experiment(name, tags={"ftlaunch.kind": "report"})
+    run = c.create_run(exp_id, run_name=f"report-{path.stem}", tags={"ftlaunch.kind": "report",
+                       "ftlaunch.report_of": experiment})  # fmt: skip
+    c.log_artifact(run.info.run_id, str(path))
+    c.set_terminated(run.info.run_id)
+    return name
 
 
 def calibration_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -163,14 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         table(rows)
         if args.plot:
             path = plot(rows, args.plot)
-            print(f"plot written to {path}")
-            c = tracking.client(uri)
-            exp = c.get_experiment_by_name(args.experiment)
-            run = c.create_run(
-                exp.experiment_id, run_name="ftlaunch-report", tags={"ftlaunch.kind": "report"}
+            print(
+                f"plot written to {path}; logged to MLflow experiment {log_plot(uri, args.experiment, path)!r}"
             )
-            c.log_artifact(run.info.run_id, str(path))
-            c.set_terminated(run.info.run_id)
         if args.calibrate:
             recs = calibration_records([r for r in rows if r["actual"]["hours"]])
             recs += calibration.oom_records(args.calibrate.parent)  # jobs that ran out (launcher/outcome.py)

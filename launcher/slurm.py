@@ -78,21 +78,21 @@ def directives(plan: Plan) -> list[str]:
         f"--job-name={safe_name(plan.job_name)}",
         f"--nodes={int(r.nodes)}",
         "--ntasks-per-node=1",
-        f"--cpus-per-task={int(c.get('cpus_per_gpu') or 8) * gpus}",
-        f"--mem={_mem(float(c.get('mem_per_gpu_gib') or 64) * gpus)}",
-        f"--time={_limit(plan.forecast.hours, c.get('max_time_min'))}",
+        f"--cpus-per-task={int(c.cpus_per_gpu) * gpus}",
+        f"--mem={_mem(float(c.mem_per_gpu_gib) * gpus)}",
+        f"--time={_limit(plan.forecast.hours, c.max_time_min)}",
         f"--signal=B:USR1@{SIGNAL_LEAD_S}",
         "--requeue",
         "--open-mode=append",
         f"--output={shlex.quote(str(Path(plan.run_dir) / 'slurm-%j.out'))}",
     ]
     if r.gpu != "cpu":
-        flag = c.get("gpu_flag") or "gres"
-        typ = _checked(c.get("gres"), "gres")  # typed gres (cluster=auto): lands on nodes of the planned GPU
+        typ = _checked(c.gres, "gres")  # typed gres (cluster=auto): lands on nodes of the planned GPU
         gpu = f"{typ}:{gpus}" if typ else str(gpus)
-        lines.insert(3, f"--gpus-per-node={gpu}" if flag == "gpus-per-node" else f"--gres=gpu:{gpu}")
+        flag = f"--gpus-per-node={gpu}" if c.gpu_flag == "gpus-per-node" else f"--gres=gpu:{gpu}"
+        lines.insert(3, flag)
     for key in ("partition", "account", "qos"):
-        v = _checked(c.get(key), key)
+        v = _checked(getattr(c, key), key)
         if v:
             lines.append(f"--{key}={v}")
     return [f"#SBATCH {line}" for line in lines]

@@ -11,11 +11,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from launcher.datarows import FORMATS
 from launcher.errors import ConfigError
 
 METHODS = ("lora", "qlora", "full")
 OBJECTIVES = ("sft", "dpo")
-DATA_FORMATS = ("alpaca", "messages", "preference", "text")
+DATA_FORMATS = FORMATS  # launcher/datarows.py, shared with the recipe
 # Learning rates users expect from Axolotl/LLaMA-Factory examples: adapters tolerate ~10x full FT's.
 DEFAULT_LR = {("lora", "sft"): 2e-4, ("qlora", "sft"): 2e-4, ("full", "sft"): 2e-5}
 DEFAULT_LR.update({("lora", "dpo"): 5e-5, ("qlora", "dpo"): 5e-5, ("full", "dpo"): 5e-7})
@@ -106,6 +107,7 @@ class ClusterSpec:
     cpus_per_gpu: int = 8
     mem_per_gpu_gib: float = 64
     prices: dict[str, float] = field(default_factory=dict)
+    gpu_flag: str = "gres"  # Slurm GPU request: gres (--gres=gpu:N) | gpus-per-node (--gpus-per-node=N)
     gres: dict[str, str] = field(
         default_factory=dict
     )  # GPU type -> Slurm gres type (launcher/clusterconf.py)
@@ -173,6 +175,7 @@ class Job:
     attention: str = "sdpa"
     # "<gpu>/<method>" -> {"tokens_per_s": f, "peak_mem": f, "overhead": f} (launcher/calibration.py)
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    cost_cap: float | None = None  # USD, runtime guard carried by the plan (recipes/actuals.py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +297,9 @@ def cluster_spec(d: dict[str, Any]) -> ClusterSpec:
     if executor not in ("local", "slurm"):
         raise ConfigError(f"cluster.executor={executor!r} is not local or slurm")
     prices = dict(d.get("prices") or {})
+    gpu_flag = str(d.get("gpu_flag") or "gres")
+    if gpu_flag not in ("gres", "gpus-per-node"):
+        raise ConfigError(f"cluster.gpu_flag={gpu_flag!r} is not gres or gpus-per-node")
     for k, v in prices.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"cluster.prices.{k}={v!r} must be a non-negative number (USD per GPU-hour)")
@@ -310,6 +316,7 @@ def cluster_spec(d: dict[str, Any]) -> ClusterSpec:
         cpus_per_gpu=int(d.get("cpus_per_gpu") or 8),
         mem_per_gpu_gib=float(d.get("mem_per_gpu_gib") or 64),
         prices={str(k): float(v) for k, v in prices.items()},
+        gpu_flag=gpu_flag,
         gres={str(k): str(v) for k, v in (d.get("gres") or {}).items()},
         max_time_min=None if d.get("max_time_min") is None else int(d["max_time_min"]),
     )
@@ -493,4 +500,5 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
         optimize=optimize,
         checkpoint_every=_opt_int(cfg, "checkpoint_every", 1),
         seed=int(cfg.get("seed") or 0),
+        cost_cap=None if cap is None else float(cap),
     )

@@ -6,10 +6,11 @@ A "token" is one token of one training sequence; for DPO, chosen and rejected to
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import cache
 
-from launcher.memory import NF4_BYTES, Setup
+from launcher.memory import Setup, adapter_bytes, quant_bytes
 from launcher.params import ParamCounts
 from launcher.specs import ClusterSpec, GpuSpec, ModelSpec
 
@@ -30,14 +31,20 @@ class Efficiency:
 # bandwidth 0.7: typical achieved/peak HBM bandwidth of streaming kernels (assumption, not measured here).
 # comm_overlap 0.5: DeepSpeed overlap_comm hides part of the collectives (assumption, not measured here).
 GPU_EFFICIENCY = Efficiency(mfu=0.45, bandwidth=0.7, comm_overlap=0.5)
-# The CPU "device": conf/gpu/cpu.yaml's peak is a measured matmul rate (benchmarks/cpu_peak.py). mfu 0.05 is
-# an uncalibrated guess for a tiny-model step; benchmarks/results/cpu_quickstart.json shows its error
-# (about -40% tokens/s) and how `launch-report --calibrate` + calibrate=true removes it.
-CPU_EFFICIENCY = Efficiency(mfu=0.05, bandwidth=0.5, comm_overlap=0.0)
+# The CPU "device": conf/gpu/cpu.yaml's peak is a measured matmul rate (benchmarks/cpu_peak.py). A small model's
+# step on it is Python + kernel dispatch, not FLOPs: CPU_LAYER_PASS_FLOPS / CPU_MICRO_STEP_FLOPS below. mfu 0.5
+# (assumption) is what training-size matmuls reach of the 1024^2 matmul rate.
+CPU_EFFICIENCY = Efficiency(mfu=0.5, bandwidth=0.5, comm_overlap=0.0)
+# Eager dispatch per decoder layer per pass, and per micro-step outside the layers (embedding, head, loss,
+# autograd), measured by benchmarks/cpu_peak.py (benchmarks/results/cpu_peak.json layer_pass_s,
+# micro_step_fixed_s). Stored as seconds x the matmul rate measured alongside (FLOP-equivalents): a busy shared
+# machine slows both alike, so the ratio holds and conf/gpu/cpu.yaml's peak turns it back into seconds.
+CPU_LAYER_PASS_FLOPS = 4.03e8  # 0.02036 s x 0.0198 TFLOP/s
+CPU_MICRO_STEP_FLOPS = 5.40e8  # 0.02726 s x 0.0198 TFLOP/s
 
 # QLoRA: bitsandbytes dequantizes each NF4 weight to bf16 before the matmul (bnb.functional.dequantize_4bit):
-# read 4-bit + constants, write bf16, read bf16 again -> ~0.52 + 2 + 2 bytes moved per weight per pass.
-DEQUANT_BYTES = NF4_BYTES + 4.0
+# read 4-bit + constants (quant_bytes), write bf16, read bf16 again -> ~0.52 + 2 + 2 bytes per weight per pass.
+DEQUANT_WRITE_READ_BYTES = 4.0
 # ZeRO-Offload's CPU Adam (Ren et al. 2021, arXiv:2101.06840): parameters updated per second per node.
 # Order of magnitude from the paper's CPU-Adam timings (assumption until measured on a real node).
 CPU_ADAM_PARAMS_PER_S = 1.0e9
@@ -110,11 +117,33 @@ class StepTime:
         return self.compute + self.dequant + self.comm + self.offload + self.optimizer
 
 
+# Collective latency per ring step (alpha of the alpha-beta model, Thakur et al. 2005 "Optimization of
+# collective communication operations in MPICH"): ~5 us over NVLink/PCIe inside a node, ~20 us across an
+# InfiniBand/RoCE fabric (assumption: the order of NCCL's small-message all-reduce times in nccl-tests).
+INTRA_NODE_LATENCY_S = 5e-6
+INTER_NODE_LATENCY_S = 20e-6
+# torch DDP buckets gradients into 25 MB all-reduces (DistributedDataParallel bucket_cap_mb=25); DeepSpeed
+# ZeRO-1/2 into reduce_bucket_size "auto" = hidden^2 elements (bf16) in HF's integration.
+DDP_BUCKET_BYTES = 25e6
+
+# A cluster that does not say its inter-node bandwidth (cluster.inter_node_gb_s unset or 0) is costed as
+# 100 Gb/s Ethernet, 12.5 GB/s per GPU ring hop: the slowest fabric commonly found under multi-node training
+# (assumption, deliberately pessimistic: NVLink speed across nodes would be 10-70x too fast).
+DEFAULT_INTER_NODE_GB_S = 12.5
+
+
 def _link_gb_s(gpu: GpuSpec, cluster: ClusterSpec, nodes: int) -> float:
     # A ring all-reduce runs at its slowest hop: NVLink/PCIe inside a node, the fabric across nodes.
     if nodes <= 1:
         return gpu.intra_node_gb_s
-    return min(gpu.intra_node_gb_s, cluster.inter_node_gb_s or gpu.intra_node_gb_s)
+    fabric = cluster.inter_node_gb_s if cluster.inter_node_gb_s > 0 else DEFAULT_INTER_NODE_GB_S
+    return min(gpu.intra_node_gb_s, fabric)
+
+
+def exposed_comm_s(comm_s: float, compute_s: float, overlap: float) -> float:
+    """Communication left on the critical path: `overlap` is the share of the communication time that
+    runs concurrently with compute, and no more than the compute time can hide it."""
+    return max((1.0 - overlap) * comm_s, comm_s - compute_s, 0.0)
 
 
 def step_time(
@@ -138,29 +167,46 @@ def step_time(
     compute = max(train_flops_per_token(m, p, s) * tokens / (peak * eff.mfu), passes * weight_bytes / bw)
     if gpu.name != "cpu":
         compute += passes * m.num_hidden_layers * LAYER_PASS_OVERHEAD_S
-    dequant = passes * DEQUANT_BYTES * p.linear / bw if s.method == "qlora" else 0.0
+    else:
+        compute += (passes * m.num_hidden_layers * CPU_LAYER_PASS_FLOPS + CPU_MICRO_STEP_FLOPS) / peak
+    dequant = (
+        passes * (quant_bytes(s) + DEQUANT_WRITE_READ_BYTES) * p.linear / bw if s.method == "qlora" else 0.0
+    )
 
     # Communication per micro-step, bytes through each GPU's link (ZeRO paper §7: DP moves 2x the
     # gradients per step; ZeRO-3 adds an all-gather of parameters in forward and in backward).
     n = s.n_gpus
     comm_bytes = 0.0
+    calls = 0.0  # collective launches per micro-step, each paying the ring's latency (alpha-beta model)
     if n > 1:
         trainable = p.total if s.method == "full" else p.lora
-        grad_bytes = (4.0 if s.method == "full" and s.zero == 0 else 2.0) * trainable
+        if s.method == "full":
+            grad_bytes = (4.0 if s.zero == 0 else 2.0) * trainable
+        else:  # adapter gradients travel in the adapters' own dtype (fp32 LoRA, bf16 QLoRA), as memory holds them
+            grad_bytes = adapter_bytes(s.method) * trainable
         if s.method == "qlora":
-            param_bytes = NF4_BYTES * p.linear + 2.0 * (p.embed + p.lm_head + p.norm + p.experts)
+            param_bytes = quant_bytes(s) * p.linear + 2.0 * (p.embed + p.lm_head + p.norm + p.experts)
         else:
             param_bytes = 2.0 * p.total
         ring = (n - 1) / n
+        bucket = DDP_BUCKET_BYTES if s.zero == 0 else 2.0 * m.hidden_size**2
+        buckets = max(1.0, math.ceil(grad_bytes / bucket))
         if s.zero in (0, 1):  # DDP / ZeRO-1: all-reduce once per optimizer step (no_sync while accumulating)
             comm_bytes = 2 * ring * grad_bytes / grad_accum
+            calls = 2 * buckets / grad_accum  # a ring all-reduce is a reduce-scatter + an all-gather
         elif s.zero == 2:  # reduce-scatter every micro-step, all-gather updated params once per step
             comm_bytes = ring * grad_bytes + ring * 2.0 * trainable / grad_accum
+            calls = buckets + buckets / grad_accum
         else:  # ZeRO-3: gather params for every pass, reduce-scatter grads every micro-step
             comm_bytes = passes * ring * param_bytes + ring * grad_bytes
+            calls = (
+                passes * m.num_hidden_layers + m.num_hidden_layers
+            )  # per layer: gathers, one reduce-scatter
     nodes = -(-n // cluster.gpus_per_node)
     comm_raw = comm_bytes / (_link_gb_s(gpu, cluster, nodes) * 1e9) if comm_bytes else 0.0
-    comm = max(0.0, comm_raw - eff.comm_overlap * compute)
+    # Latency: a ring collective over n ranks takes n - 1 steps, each paying one hop's latency.
+    comm_raw += calls * (n - 1) * (INTER_NODE_LATENCY_S if nodes > 1 else INTRA_NODE_LATENCY_S)
+    comm = exposed_comm_s(comm_raw, compute, eff.comm_overlap)
 
     # Offload: CPU Adam on this rank's shard + grads down / params up over PCIe, once per optimizer step;
     # parameter offload streams each pass's shard up from host memory every micro-step.

@@ -20,7 +20,7 @@ from typing import Any
 
 from launcher import compare
 from launcher.errors import ConfigError
-from launcher.plan import Plan, atomic_write_text, read_plan
+from launcher.plan import Plan, TrackingRef, atomic_write_text, read_plan
 
 STATE_FILE = "mlflow.json"
 # Bounded client behaviour: 0 retries, 5 s per request (the defaults retry for ~4 minutes, FINDINGS.md).
@@ -28,6 +28,8 @@ CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEO
 _URI = re.compile(
     r"^(sqlite:///.+|https?://[A-Za-z0-9.\-]+(:\d{1,5})?(/.*)?|file:///.+|postgresql://.+|mysql://.+|databricks.*)$"
 )
+DESCRIPTION = "mlflow.note.content"  # the run page's Description, markdown
+EXPERIMENT_KIND, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 PREDICTED = ("peak_mem_gib", "tokens_per_s_per_gpu", "hours", "gpu_hours", "cost_usd")
 
 
@@ -42,6 +44,13 @@ def check_uri(uri: str) -> str:
             "or http://host:port"
         )
     return uri
+
+
+def settings(tcfg: dict[str, Any]) -> TrackingRef:
+    """The config's tracking section -> what plan.json carries, the URI resolved and checked now."""
+    enabled = bool(tcfg.get("enabled", True))
+    uri = check_uri(str(tcfg.get("uri") or default_uri())) if enabled else None
+    return TrackingRef(enabled=enabled, uri=uri, experiment=str(tcfg.get("experiment") or "ftlaunch"))
 
 
 def client(uri: str):
@@ -73,12 +82,19 @@ def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
     atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
-def _git_commit() -> str:
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """HEAD of the git repository holding cwd (the project being launched), or None outside one."""
     try:
-        p = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        return p.stdout.strip() if p.returncode == 0 else "unknown"
+        p = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
+        return None
+    sha = p.stdout.strip()
+    return sha if p.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
+
+
+def _git_tags(sha: str | None) -> dict[str, str]:
+    # mlflow.source.git.commit is what the MLflow UI shows as the run's commit
+    return {"git_commit": sha, "mlflow.source.git.commit": sha} if sha else {}
 
 
 def plan_params(plan: Plan) -> dict[str, str]:
@@ -111,10 +127,13 @@ def open_run(plan: Plan, uri: str, experiment: str, tags: dict[str, str] | None 
     """Create the MLflow run for a launch (params, predictions, tags, artifacts). Returns its id, or None
     when the tracking store cannot be reached (the job still runs; sync creates the run later)."""
     run_dir = Path(plan.run_dir)
-    state = {"uri": uri, "experiment": experiment, "run_id": None, "metrics_synced": 0, "finished": False}
+    state = {"uri": uri, "experiment": experiment, "run_id": None, "metrics_synced": 0, "finished": False,
+             "git_commit": git_commit()}  # fmt: skip
     _save_state(run_dir, state)
     try:
-        state["run_id"] = _create(plan, uri, experiment, tags or {})
+        state["run_id"], state["experiment_id"] = _create(
+            plan, uri, experiment, {**_git_tags(state["git_commit"]), **(tags or {})}
+        )
     except Exception as e:  # noqa: BLE001 - any tracking failure must not stop the launch
         print(
             f"warning: MLflow at {uri} not reachable ({type(e).__name__}); metrics stay in {run_dir} until synced"
@@ -124,14 +143,28 @@ def open_run(plan: Plan, uri: str, experiment: str, tags: dict[str, str] | None 
     return state["run_id"]
 
 
-def _create(plan: Plan, uri: str, experiment: str, tags: dict[str, str]) -> str:
+def experiment_id(c, name: str) -> str:
+    """The experiment's id, created if missing, marked as model training so the MLflow UI does not file it
+    under GenAI (mlflow.experimentKind; the 3.17 UI also needs ?workflowType=machine_learning in the URL,
+    see launcher/summary.py)."""
+    exp = c.get_experiment_by_name(name)
+    if exp is None:
+        return c.create_experiment(name, tags={EXPERIMENT_KIND: TRAINING_KIND})
+    if exp.tags.get(EXPERIMENT_KIND) != TRAINING_KIND:
+        c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, TRAINING_KIND)
+    return exp.experiment_id
+
+
+def _create(plan: Plan, uri: str, experiment: str, tags: dict[str, str]) -> tuple[str, str]:
+    """(run id, experiment id) of a new run holding the plan."""
     from mlflow.entities import Metric, Param, RunTag
 
+    from launcher.summary import summary_markdown
+
     c = client(uri)
-    exp = c.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else c.create_experiment(experiment)
-    base_tags = {"ftlaunch.run_dir": plan.run_dir, "user": _user(), "git_commit": _git_commit(),
-                 "cluster": str(plan.cluster.get("name")), "mlflow.note.content": plan.reason}  # fmt: skip
+    exp_id = experiment_id(c, experiment)
+    base_tags = {"ftlaunch.run_dir": plan.run_dir, "user": _user(), "cluster": plan.cluster.name,
+                 DESCRIPTION: summary_markdown(plan, None)}  # fmt: skip
     run = c.create_run(exp_id, run_name=Path(plan.run_dir).name, tags={**base_tags, **tags})
     now = int(time.time() * 1000)
     fc = plan.forecast
@@ -145,7 +178,7 @@ def _create(plan: Plan, uri: str, experiment: str, tags: dict[str, str]) -> str:
         f = Path(plan.run_dir) / name
         if f.exists():
             c.log_artifact(run.info.run_id, str(f))
-    return run.info.run_id
+    return run.info.run_id, exp_id
 
 
 def _user() -> str:
@@ -175,7 +208,10 @@ def sync(run_dir: str | os.PathLike[str]) -> bool:
     try:
         c = client(s["uri"])
         if not s.get("run_id"):
-            s["run_id"] = _create(read_plan(run_dir / "plan.json"), s["uri"], s["experiment"], {})
+            plan = read_plan(run_dir / "plan.json")
+            s["run_id"], s["experiment_id"] = _create(
+                plan, s["uri"], s["experiment"], _git_tags(s.get("git_commit"))
+            )
             _save_state(run_dir, s)
         _sync_metrics(c, run_dir, s)
         actuals = run_dir / "actuals.json"
@@ -211,6 +247,8 @@ def _sync_metrics(c, run_dir: Path, s: dict[str, Any]) -> None:
 def _log_actuals(c, run_dir: Path, s: dict[str, Any], actuals: dict[str, Any]) -> None:
     from mlflow.entities import Metric, RunTag
 
+    from launcher.summary import summary_markdown
+
     plan = read_plan(run_dir / "plan.json")
     now = int(time.time() * 1000)
     vals = {
@@ -218,13 +256,19 @@ def _log_actuals(c, run_dir: Path, s: dict[str, Any], actuals: dict[str, Any]) -
         for k, v in actuals.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
-    vals |= {f"actual_{k}": a for k, (a, _) in compare.pairs(plan, actuals).items()}
+    pairs = compare.pairs(plan, actuals)
+    vals |= {f"actual_{k}": a for k, (a, _) in pairs.items()}
+    vals |= {f"paired_predicted_{k}": p for k, (_, p) in pairs.items()}  # what launch-report compares with
     vals |= compare.errors(plan, actuals)
     stop = str(actuals.get("stop_reason", "completed"))
     c.log_batch(
         s["run_id"],
         metrics=[Metric(k, float(v), now, 0) for k, v in vals.items()],
-        tags=[RunTag("ftlaunch.status", stop), RunTag("ftlaunch.device", str(actuals.get("device", "")))],
+        tags=[
+            RunTag("ftlaunch.status", stop),
+            RunTag("ftlaunch.device", str(actuals.get("device", ""))),
+            RunTag(DESCRIPTION, summary_markdown(plan, actuals)),
+        ],  # fmt: skip
     )
     c.log_artifact(s["run_id"], str(run_dir / "actuals.json"))
     if stop in ("completed", "budget"):

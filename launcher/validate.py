@@ -256,6 +256,7 @@ RULES: dict[str, Rule] = {
     "cluster.cpus_per_gpu": _int(1),
     "cluster.mem_per_gpu_gib": _pos(),
     "cluster.prices": Rule("prices", null=True),
+    "cluster.gpu_flag": _enum("gres", "gpus-per-node"),
     # Slurm-discovered clusters (launcher/clusterconf.py: conf/cluster/auto.yaml, `launch-cluster` output)
     "cluster.gres_map": Rule("names", null=True),  # gres type -> GPU type, for types the catalog lacks
     "cluster.gres": Rule("names", null=True),  # GPU type -> gres type

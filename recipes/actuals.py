@@ -68,8 +68,8 @@ class Ledger:
 
 
 def budget_limit(plan: Plan) -> float | None:
-    """plan.budget_usd, or FTLAUNCH_MAX_COST_USD where that is lower (or the only one set)."""
-    limits = [plan.budget_usd]
+    """The lowest of plan.budget_usd, plan.cost_cap_usd and FTLAUNCH_MAX_COST_USD (an operator's override)."""
+    limits = [plan.budget_usd, plan.cost_cap_usd]
     env = os.environ.get("FTLAUNCH_MAX_COST_USD")
     if env:
         limits.append(float(env))

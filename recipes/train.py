@@ -26,12 +26,12 @@ import json
 import os
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 
+from launcher.live import say, verbose
 from launcher.plan import Plan, atomic_write_text, read_plan, write_plan
-from recipes import assets, checkpoints, data
+from recipes import assets, checkpoints, data, sysmetrics
 from recipes.data import DataError
 from recipes.signals import StopRequest
 
@@ -182,7 +182,7 @@ def training_args(plan: Plan, on_gpu: bool, ds_config: dict | None):
         save_total_limit=3,  # >= 2, so the previous complete checkpoint outlives a half-written newer one
         include_num_input_tokens_seen="non_padding",
         report_to="none",
-        disable_tqdm=True,
+        disable_tqdm=not verbose(),  # the launcher draws its own bar from metrics.jsonl (launcher/live.py)
         dataloader_num_workers=0,
     )
     if t.objective == "dpo":
@@ -232,7 +232,7 @@ def prepare_run_dir(plan: Plan) -> Path:
     for marker in ("preempted", "budget_exhausted"):
         (run_dir / marker).unlink(missing_ok=True)
     for half in checkpoints.incomplete(run_dir / "checkpoints"):
-        print(f"removing half-written checkpoint {half}", flush=True)
+        say(f"removing half-written checkpoint {half}")
         shutil.rmtree(half, ignore_errors=True)
     return run_dir
 
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         source = check(plan)
         resume_from = checkpoints.pick_resume(Path(plan.run_dir) / "checkpoints", args.resume)
     except (DataError, ValueError, KeyError, TypeError, OSError) as e:
-        print(f"{e}" if isinstance(e, DataError) else f"{args.plan}: {e}", file=sys.stderr)
+        say(f"error: {e}" if isinstance(e, DataError) else f"error: {args.plan}: {e}", err=True)
         return 2
 
     rank, world = setup_env(plan)
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # a hub dataset is only checked once loaded: still before anything is written
         train_ds = data.load(source, plan.data.format, plan.data.split, plan.training.objective)
     except DataError as e:
-        print(str(e), file=sys.stderr)
+        say(f"error: {e}", err=True)
         return 2
     ledger = actuals.Ledger(run_dir, plan.resources.n_gpus, plan.resources.price_per_gpu_hour, t0)
     limit = actuals.budget_limit(plan)
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             ledger.save()
             reason = {"reason": "budget", "spent_usd": ledger.cost_usd(), "limit_usd": limit, "step": None}
             write_marker(run_dir / "budget_exhausted", reason)
-        print(f"budget spent: ${ledger.cost_usd():.4f} of ${limit:.4f}; not training", flush=True)
+        say(f"budget spent: ${ledger.cost_usd():.4f} of ${limit:.4f}; not training")
         return 0
 
     ds_config = deepspeed_config(plan)
@@ -328,10 +328,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if is_main:
         where = f"resuming from {resume_from}" if resume_from else "starting fresh"
-        print(
-            f"training {plan.job_name}: {plan.training.method} {plan.training.objective}, {where}", flush=True
-        )
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        say(f"training {plan.job_name}: {plan.training.method} {plan.training.objective}, {where}")
+    monitor = sysmetrics.start(plan, run_dir, resumed=ledger.segment > 1)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    finally:
+        sysmetrics.finish(monitor)
     train_s = time.monotonic() - metrics_cb.t_begin
     precision = {"bf16_autocast": targs.bf16, "stored_params": param_dtypes(trainer.model)}
 
@@ -366,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         result["precision"] = precision
         actuals.write(run_dir, result)
-        print(f"{stop_reason} at step {state.global_step}: {json.dumps(result)}", flush=True)
+        say(f"{stop_reason} at step {state.global_step}; actuals in {run_dir / actuals.ACTUALS}")
     callbacks.barrier()
     return 0
 

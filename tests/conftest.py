@@ -74,6 +74,8 @@ def quickstart(tmp_path_factory):
         "+budget=5", f"+auth.api_key={SECRET_CFG}", cwd=d, env={"HF_TOKEN": SECRET_ENV}, timeout=600
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (d / "launch.stdout").write_text(r.stdout)  # what the person saw (tests/test_visible.py)
+    (d / "launch.stderr").write_text(r.stderr)
     (plan,) = d.glob("runs/*/plan.json")
     return d, plan.parent
 

@@ -74,6 +74,13 @@ BAD = [
     (["cost_cap=-1"], "cost_cap"),
     (["method.lora_targets=c_attn"], "lora_targets"),
     (["model.hidden_size=-1"], "hidden_size"),
+    # pins the README advertises but that leave nothing to plan (used to crash in min())
+    (["zero=3"], "zero=3 cannot be planned: the CPU device runs without DeepSpeed"),
+    (["method=qlora", "zero=2"], "zero=2 method=qlora cannot be planned"),
+    (["method=lora", "offload=optimizer"], "offload=optimizer method=lora cannot be planned"),
+    (["method=qlora", "zero=2", "cluster=cloud"], "qlora's optimizer state is tiny"),
+    (["micro_batch=64"], "micro_batch=64 x 1 GPU(s) exceeds global_batch=32"),
+    (["cluster=slurm-a100", "cluster.gpu_flag=bogus"], "gpu_flag"),
 ]
 
 
@@ -115,6 +122,16 @@ DATA_BAD = [
     ("pref.jsonl", '{"prompt": "p", "chosen": "a"}\n', "preference", "no 'rejected'"),
     ("msgs.jsonl", '{"messages": [{"role": "wizard", "content": "x"}]}\n', "messages", "role 'wizard'"),
     ("latin1.jsonl", b'{"text": "caf\xe9"}\n', "text", "UTF-8"),
+    # 2 of 10 pairs tied (20% > 5%): no preference signal, named by the first such line
+    (
+        "tied.jsonl",
+        "".join(
+            json.dumps({"prompt": f"q{i}", "chosen": "a", "rejected": "a" if i in (2, 7) else "b"}) + "\n"
+            for i in range(10)
+        ),
+        "preference",
+        "line 3: chosen equals rejected",
+    ),  # fmt: skip
 ]
 
 
@@ -139,6 +156,39 @@ def test_local_file_is_counted_and_measured(workdir):
     assert r.returncode == 0, r.stderr
     p = read_plan(plans(workdir)[0])
     assert p.data.n_samples == 40 and 5 < p.data.tokens_per_sample < 15
+
+
+def test_plan_carries_the_resolved_data_path_the_recipe_accepts(workdir):
+    """`~/train.jsonl` and `./train.jsonl` used to pass the login check and fail on the node (other HOME or
+    working directory): plan.json now holds the absolute path, and the recipe's own check accepts it."""
+    from recipes import data
+
+    home = workdir / "home"
+    home.mkdir()
+    (home / "train.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n')
+    (workdir / "local.jsonl").write_text('{"text": "three"}\n')
+    for arg, want in (("'~/train.jsonl'", home / "train.jsonl"), ("./local.jsonl", workdir / "local.jsonl")):
+        r = run_launch("data=jsonl", f"data.path={arg}", "data.format=text", "+budget=1", "dry_run=true",
+                       cwd=workdir, env={"HOME": str(home)})  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        p = read_plan(max(plans(workdir), key=lambda f: f.stat().st_mtime_ns))
+        assert p.data.path == str(want)
+        source = data.resolve(p.data.path, p.data.format)  # what recipes/train.py check() does on the node
+        assert data.is_local(source) and data.validate_file(source, "text") == p.data.n_samples
+
+
+def test_login_side_never_imports_recipes():
+    import ast
+    from pathlib import Path
+
+    import launcher
+
+    for f in Path(launcher.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n == "recipes" or n.startswith("recipes.") for n in names), f
 
 
 def test_slurm_unreachable_or_wrong_partition_writes_nothing(workdir):

@@ -5,7 +5,7 @@ import pytest
 from launcher.memory import (
     ADAM_STATE_BYTES,
     CUDA_CONTEXT_BYTES,
-    LOGIT_BYTES_PER_VOCAB,
+    LOGIT_TILE_TOKENS,
     NF4_BYTES,
     Setup,
     activation_bytes_per_token_layer,
@@ -26,9 +26,18 @@ def setup(**kw):
     return Setup(**{**base, **kw})
 
 
-def test_full_amp_states_16_bytes_per_param_plus_autocast_copy():
-    b = peak_memory(M7, P7, setup())
-    assert b.weights == 6 * PHI and b.gradients == 4 * PHI and b.optimizer == 8 * PHI
+def test_full_amp_peak_is_the_larger_of_backward_and_step():
+    # fp32 weights (4) + Adam m, v (8) always; then either backward's start (autocast's bf16 weight copies,
+    # activations, logits, no gradients yet) or the step (fp32 gradients), whichever is larger.
+    for seq, mb in ((256, 1), (4096, 8)):
+        b = peak_memory(M7, P7, setup(seq_len=seq, micro_batch=mb))
+        assert b.weights == 4 * PHI and b.optimizer == 8 * PHI
+        bwd = 2 * PHI + b.activations + b.logits + (b.buffers - 2 * PHI if b.gradients == 0 else 0)
+        assert b.allocated == pytest.approx(12 * PHI + max(4 * PHI, bwd))
+    small = peak_memory(M7, P7, setup(seq_len=256, micro_batch=1))
+    assert small.gradients == 4 * PHI and small.activations == 0  # the step sets the peak
+    big = peak_memory(M7, P7, setup(seq_len=4096, micro_batch=8))
+    assert big.gradients == 0 and big.activations > 2 * PHI  # backward sets the peak
 
 
 @pytest.mark.parametrize("zero,w,g", [(1, 2, 2), (2, 2, 2 / 8), (3, 2 / 8, 2 / 8)])
@@ -61,12 +70,20 @@ def test_qlora_nf4_linears_bf16_rest():
 
 
 def test_activation_bytes_by_hand():
-    # Llama-2-7B, no dropout: 2h + 4q + 4kv (attn) + 2h + 8I (mlp) + 2 norms * 4h
+    # Llama-2-7B, LoRA all-linear fp32 adapters, no dropout: SDPA q, k, v, out + o_proj's input copy (6q + 4kv),
+    # gated MLP without the frozen linears' inputs (6I), 2 norms x fp32 input (4h), fp32 copy of each LoRA input.
     h, i = 4096, 11008
-    want = (2 * h + 4 * h + 4 * h) + (2 * h + 8 * i) + 8 * h
-    assert activation_bytes_per_token_layer(M7, setup(method="lora")) == want
-    # full FT also keeps the normed input of trainable norm weights
-    assert activation_bytes_per_token_layer(M7, setup()) == want + 2 * 2 * h
+    lora_inputs = 3 * h + h + 2 * h + i  # q, k, v, o, gate, up, down
+    want = (6 * h + 4 * h) + 6 * i + 8 * h
+    assert activation_bytes_per_token_layer(M7, setup(method="lora")) == want + 4 * lora_inputs
+    # dropout adds a 1-byte mask per LoRA input; QLoRA's bf16 adapters keep 2-byte copies
+    assert (
+        activation_bytes_per_token_layer(M7, setup(method="lora", lora_dropout=0.05))
+        == want + 5 * lora_inputs
+    )
+    assert activation_bytes_per_token_layer(M7, setup(method="qlora")) == want + 2 * lora_inputs
+    # full FT: trainable linears keep their inputs (2 normed 2h, down's 2I), trainable norms their bf16 input
+    assert activation_bytes_per_token_layer(M7, setup()) == want + 2 * 2 * h + 2 * i + 2 * 2 * h
 
 
 def test_checkpointing_keeps_layer_inputs_only():
@@ -82,7 +99,8 @@ def test_checkpointing_keeps_layer_inputs_only():
 def test_logits_and_dpo_doubles_sequences():
     s = setup(method="lora", objective="dpo", micro_batch=2)
     b = peak_memory(M7, P7, s)
-    assert b.logits == LOGIT_BYTES_PER_VOCAB * 32000 * 2048 * 4  # 2 pairs = 4 sequences
+    # TRL's fused LM head: one bf16 tile (4096 tokens x 32000 vocab), 8h per token of hidden-state traffic
+    assert b.logits == 2 * LOGIT_TILE_TOKENS * 32000 + 8 * 4096 * 2048 * 4  # 2 pairs = 4 sequences
     ref = peak_memory(M7, P7, setup(objective="dpo", dpo_reference="model"))
     assert ref.reference == 2 * PHI
     pre = peak_memory(M7, P7, setup(objective="dpo", dpo_reference="precomputed"))

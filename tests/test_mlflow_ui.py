@@ -1,13 +1,19 @@
 """A real browser (Debian chromium, headless) shows the quickstart run's predicted and actual cost in the
-MLflow UI served by a real `mlflow server` on 127.0.0.1."""
+MLflow UI served by a real `mlflow server` on 127.0.0.1: the run's description is the predicted-vs-actual
+table. The screenshot is kept in test-artifacts/mlflow-run-page.png."""
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
 
 from mlflow.tracking import MlflowClient
 
+from launcher import summary
+from launcher.plan import read_plan
+from launcher.summary import UI_VIEW
+from tests.conftest import REPO
 from tests.test_tracking import _free_port, _server, _stop
 
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,29 +32,49 @@ def _chromium() -> str:
     return exe
 
 
+ARTIFACTS = REPO / "test-artifacts"  # kept after the run (git-ignored); CI can archive it
+
+
 def test_ui_shows_predicted_and_actual_cost(quickstart, tmp_path):
     d, run_dir = quickstart
     state = json.loads((run_dir / "mlflow.json").read_text())
     run = MlflowClient(tracking_uri=state["uri"]).get_run(state["run_id"])
+    plan = read_plan(run_dir / "plan.json")
+    actuals = json.loads((run_dir / "actuals.json").read_text())
     port = _free_port()
     store = tmp_path / "store"
     store.mkdir()
     (store / "server.db").write_bytes((d / "mlflow.db").read_bytes())  # the quickstart's store, served
     server = _server(port, store)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "mlflow-run-page.png"
+    shot.unlink(missing_ok=True)
     try:
-        url = f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        # the link `launch` prints (launcher/summary.py): run page, training view
+        url = (
+            f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}?{UI_VIEW}"
+        )
         chrome = _chromium()
         with tempfile.TemporaryDirectory() as profile:
             dom = subprocess.run([chrome, *CHROME_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
                                  capture_output=True, text=True, timeout=120).stdout  # fmt: skip
         with tempfile.TemporaryDirectory() as profile:
-            shot = tmp_path / "run.png"
             subprocess.run([chrome, *CHROME_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
-                            "--window-size=1400,1200", url], capture_output=True, timeout=120)  # fmt: skip
+                            "--window-size=1400,1400", url], capture_output=True, timeout=120)  # fmt: skip
     finally:
         _stop(server)
+    print(f"screenshot: {shot}")
     m = run.data.metrics
     for name in ("predicted_cost_usd", "actual_cost_usd"):
         assert name in dom, f"{name} not on the run page"
         assert str(m[name])[:8] in dom, f"value of {name} ({m[name]}) not on the run page"
+    # the description is the predicted-vs-actual table, rendered as an HTML table on the page
+    tables = re.findall(r"<table.*?</table>", dom, re.S)
+    desc = next((t for t in tables if "predicted" in t and "error" in t), None)
+    assert desc is not None, "no predicted-vs-actual table in the run description"
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>.*?</t[dh]>", desc, re.S)]
+    for what, p, a, e in summary.rows(plan, actuals):
+        i = cells.index(what)
+        assert cells[i + 1 : i + 4] == [p, a, e], (what, cells[i : i + 4])
+    assert "Judges" not in dom  # the training view, not GenAI's (whose sidebar lists Judges)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

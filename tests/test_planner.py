@@ -111,9 +111,36 @@ def _fit(job):
     return [c for c in evaluate(job)[0] if c.fits]
 
 
+def test_pins_that_rule_out_the_flows_methods_still_plan():
+    # ZeRO-2 only makes sense for full fine-tuning: auto must take full, not report "no plan fits the budget"
+    r = choose(make_job(zero=2, n_gpus=2, budget=5000))
+    assert r.chosen is not None and r.chosen.method == "full" and r.chosen.setup.zero == 2
+    assert "pins leave only full fine-tuning" in r.reason
+
+
+@pytest.mark.parametrize(
+    "pins,match",
+    [
+        ({"method": "qlora", "zero": 2}, "qlora's optimizer state is tiny"),
+        ({"method": "lora", "offload": "optimizer"}, "optimizer offload change nothing"),
+        ({"n_gpus": 1, "zero": 3, "offload": "none", "method": "full"}, "sharding over one GPU"),
+        ({"cluster": "local", "zero": 3}, "CPU device runs without DeepSpeed"),
+        ({"micro_batch": 64}, "exceeds global_batch=32"),
+    ],
+)
+def test_meaningless_pins_raise_one_line(pins, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        choose(make_job(model="tiny" if pins.get("cluster") == "local" else "llama-3-8b", **pins))
+    assert "\n" not in str(e.value)
+
+
 def test_full_fine_tuning_when_no_adapter_fits_and_no_budget():
-    # Without checkpointing at seq 8192 no LoRA/QLoRA layout fits an A100 while sharded full FT does;
+    # Without checkpointing at seq 8192, with rank-1024 adapters (2.7 B trainable parameters on top of the
+    # adapters' per-input activation copies), no LoRA/QLoRA layout fits an A100 while sharded full FT does;
     # this used to crash formatting a budget of None.
-    r = choose(make_job(model="llama-3-8b", data="ultrachat", cluster="slurm-a100", grad_ckpt=False))
+    method = load("method", "auto") | {"lora_r": 1024}
+    job = make_job(model="llama-3-8b", data="ultrachat", method=method, cluster="slurm-a100", grad_ckpt=False,
+                   seq_len=8192)  # fmt: skip
+    r = choose(job)
     assert r.chosen is not None and r.chosen.method == "full"
     assert "neither LoRA nor QLoRA" in r.reason

@@ -45,3 +45,33 @@ def test_plan_fits_memory_and_budget(model, data, method, cluster, budget, shift
         assert r.reason
         if r.cheapest_feasible is not None:
             assert budget is not None and r.cheapest_feasible.cost.usd > budget
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["auto", "lora", "qlora", "full"]),
+    cluster=st.sampled_from(["cloud", "local"]),
+    n_gpus=st.sampled_from([None, 1, 2, 8]),
+    zero=st.sampled_from([None, 0, 1, 2, 3]),
+    offload=st.sampled_from([None, "none", "optimizer", "all"]),
+    micro_batch=st.sampled_from([None, 1, 4, 64]),
+)
+def test_pins_give_a_plan_that_honours_them_or_one_line(method, cluster, n_gpus, zero, offload, micro_batch):
+    """Any pin combination either plans (and the plan keeps every pin) or raises one ConfigError line."""
+    kw = dict(model="tiny" if cluster == "local" else "qwen2.5-0.5b", data="alpaca", method=method,
+              cluster=cluster, n_gpus=n_gpus, zero=zero, offload=offload, micro_batch=micro_batch)  # fmt: skip
+    try:
+        r = choose(make_job(**kw))
+    except ConfigError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert r.reason
+    if r.chosen is None:
+        return
+    s = r.chosen.setup
+    assert n_gpus is None or s.n_gpus == n_gpus
+    assert zero is None or s.zero == zero
+    assert micro_batch is None or s.micro_batch == micro_batch
+    want = {None: None, "none": (False, False), "optimizer": (True, False), "all": (True, True)}[offload]
+    assert want is None or (s.offload_optimizer, s.offload_params) == want
+    assert method == "auto" or s.method == method

@@ -11,17 +11,20 @@ from launcher import slurm
 from launcher.assemble import to_plan
 from launcher.errors import ConfigError
 from launcher.planner import choose
-from tests.conftest import make_job
+from tests.conftest import load, make_job
 
 GOLDEN = Path(__file__).parent / "golden" / "job.sbatch"
 
 
 def plan_for(run_dir="/scratch/runs/llama-3-70b-alpaca-20261124-120000-abcdef", **cluster):
-    job = make_job(model="llama-3-70b", cluster="slurm-a100", method="lora", budget=5000, n_gpus=16, zero=3)
+    """A plan from the shipped slurm-a100 config with `cluster` keys overridden, through the real config path
+    (cluster_spec -> Job -> to_plan), so a key the plan does not carry cannot be tested by injection."""
+    cfg = {**load("cluster", "slurm-a100"), **cluster}
+    job = make_job(model="llama-3-70b", cluster=cfg, method="lora", budget=5000, n_gpus=16, zero=3)
     p = to_plan(job, choose(job), run_dir)
     # fixed forecast: the golden file tests rendering, not the planner's numbers
     fc = replace(p.forecast, hours=2.0)
-    return replace(p, cluster={**p.cluster, **cluster}, created="2026-11-24T12:00:00+00:00", forecast=fc)
+    return replace(p, created="2026-11-24T12:00:00+00:00", forecast=fc)
 
 
 def test_golden_script():

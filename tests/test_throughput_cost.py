@@ -81,3 +81,20 @@ def test_brief_reference_example():
     overhead_h = cost.STARTUP_S / 3600
     assert c.usd == pytest.approx((c.train_hours + overhead_h) * 4 * 2.0)
     assert cost.optimizer_steps(10_000, 3, 32) == 938
+
+
+def test_cpu_step_is_dispatch_plus_flops_and_starts_up_in_seconds():
+    from launcher.throughput import CPU_EFFICIENCY, CPU_LAYER_PASS_FLOPS, CPU_MICRO_STEP_FLOPS
+
+    tiny = model_spec(load("model", "tiny"))
+    pt = count_params(tiny)
+    cpu = gpu_spec(load("gpu", "cpu"))
+    s = setup(method="lora", micro_batch=1, seq_len=32)
+    st = step_time(tiny, pt, s, cpu, cluster_spec(load("cluster", "local")), grad_accum=32)
+    peak = cpu.bf16_tflops * 1e12
+    flops = train_flops_per_token(tiny, pt, s) * 32 / (peak * CPU_EFFICIENCY.mfu)
+    dispatch = (2 * 2 * CPU_LAYER_PASS_FLOPS + CPU_MICRO_STEP_FLOPS) / peak  # 2 layers x forward + backward
+    assert st.compute == pytest.approx(
+        max(flops, 2 * 2 * pt.total / (cpu.mem_bandwidth_gb_s * 1e9 * 0.5)) + dispatch
+    )
+    assert cost.startup_s("cpu") == cost.CPU_STARTUP_S < 30 and cost.startup_s("h100-sxm") == cost.STARTUP_S

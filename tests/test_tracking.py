@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_run_has_plan_predictions_actuals_and_errors(quickstart):
         assert m[f"error_ratio_{k}"] == pytest.approx(m[f"actual_{k}"] / m[f"predicted_{k}"], rel=1e-6)
         assert m[f"error_pct_{k}"] == pytest.approx((m[f"error_ratio_{k}"] - 1) * 100, rel=1e-6)
     assert run.info.status == "FINISHED" and t["ftlaunch.status"] == "completed"
-    assert t["user"] and t["git_commit"] and t["cluster"] == "local"
+    assert t["user"] and t["cluster"] == "local"  # git_commit: tests/test_visible.py
     # training curve: one loss point per step
     hist = _client(d).get_metric_history(run.info.run_id, "loss")
     assert len(hist) == plan.training.max_steps
@@ -77,6 +78,13 @@ def test_report_table_plot_and_calibration_shrinks_error(quickstart):
     assert "predicted vs actual" in r.stdout and "cpu/lora" in r.stdout
     png = (d / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    # the plot is a report, not a training run: in its own experiment, absent from the training runs
+    c = _client(d)
+    reports = c.get_experiment_by_name("ftlaunch-reports")
+    (rep,) = c.search_runs([reports.experiment_id])
+    assert [a.path for a in c.list_artifacts(rep.info.run_id)] == ["report.png"]
+    training = c.search_runs([c.get_experiment_by_name("ftlaunch").experiment_id])
+    assert all("method" in r.data.params for r in training)
     cal = json.loads((d / "runs" / "calibration.json").read_text())["factors"]["cpu/lora"]
     assert cal["n"] == 1 and cal["tokens_per_s"] > 0 and cal["overhead"] > 0
 
@@ -196,3 +204,42 @@ def test_budget_guard_stop_is_recorded_in_mlflow(tmp_path):
     assert run.data.tags["ftlaunch.status"] == "budget"
     assert run.data.metrics["actual_steps"] == actuals["steps"]
     assert any(p.name.startswith("checkpoint-") for p in (run_dir / "checkpoints").iterdir())
+
+
+def test_gpu_memory_forecast_pairs_one_way_for_report_and_calibration(tmp_path):
+    """A GPU plan has a non-zero overhead (CUDA context, allocator slack) that torch's max_memory_allocated
+    never sees. A perfect forecast must calibrate to 1.0, not to allocated/total (~0.92), or calibrate=true
+    would strip that allowance. The actuals are written by the test: no GPU here (stands in for one)."""
+    from launcher import report, tracking
+    from launcher.assemble import to_plan
+    from launcher.plan import write_plan
+    from launcher.planner import choose
+    from tests.conftest import make_job
+
+    job = make_job(model="llama-3-8b", cluster="slurm-a100", method="lora", budget=5000)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    plan = to_plan(job, choose(job), str(run_dir))
+    write_plan(plan, run_dir / "plan.json")
+    fc = plan.forecast
+    overhead = fc.mem_breakdown_gib["overhead"]
+    assert plan.resources.gpu != "cpu" and overhead > 0.5
+    allocated = fc.peak_mem_gib - overhead
+    actuals = {"peak_mem_gb": allocated, "tokens_per_s_per_gpu": fc.tokens_per_s_per_gpu,
+               "wall_s": fc.hours * 3600, "train_s": fc.hours * 3600 * 0.9, "cost_usd": fc.cost_usd,
+               "stop_reason": "completed"}  # fmt: skip
+    (run_dir / "actuals.json").write_text(json.dumps(actuals))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert tracking.open_run(plan, uri, "pairs") and tracking.sync(run_dir)
+
+    (row,) = report.fetch(uri, "pairs", None, None, 10)
+    assert row["predicted"]["peak_mem_gib"] == pytest.approx(allocated)
+    m = _client(tmp_path).get_run(row["run_id"]).data.metrics
+    assert m["error_ratio_peak_mem_gib"] == pytest.approx(1.0)
+    (rec,) = report.calibration_records([row])
+    assert rec["peak_mem"] == pytest.approx(1.0) and rec["tokens_per_s"] == pytest.approx(1.0)
+
+    # and a factor fitted that way scales only the measured part: overhead stays whole in the next plan
+    cal = {f"{plan.resources.gpu}/lora": {"peak_mem": 1.1}}
+    c = choose(replace(job, calibration=cal)).chosen
+    assert c.memory.calibration == pytest.approx(0.1 * c.memory.allocated)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.plan import DataRef, Forecast, ModelRef, Plan, Resources, Training, write_plan
+from launcher.plan import ClusterRef, DataRef, Forecast, ModelRef, Plan, Resources, Training, write_plan
 from recipes.assets import TINY_LLAMA
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ def build_plan(
             cost_usd=0.0,
         ),
         budget_usd=budget_usd,
-        cluster={"name": "local"},
+        cluster=ClusterRef(name="local", executor="local"),
         run_dir=str(run_dir),
         created="2026-11-24T00:00:00Z",
     )

@@ -185,3 +185,26 @@ def test_assets_cli_output_loads_through_from_pretrained_and_load_dataset(tmp_pa
     assert tok.decode(tok("What is 12+7? 19")["input_ids"]) == "What is 12+7? 19"
     for name, n in assets.ARITH_FILES.values():
         assert len(load_dataset("json", data_files=str(tmp_path / "data" / name), split="train")) == n
+
+
+def test_tied_preference_pairs_refused_above_a_small_share(tmp_path):
+    rows = [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(40)]
+    f = tmp_path / "p.jsonl"
+    rows[5]["rejected"] = "a"  # 1 of 40 (2.5%): tolerated as noise
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert data.validate_file(f, "preference") == 40
+    rows[9]["rejected"] = rows[30]["rejected"] = "a"  # 3 of 40 (7.5%): refused, first one named
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"line 6: chosen equals rejected.*3 of 40"):
+        data.validate_file(f, "preference")
+    with pytest.raises(DataError, match=r"row 6: chosen equals rejected"):
+        data.validate_rows(rows, "hub/set", "preference")
+
+
+def test_local_paths_resolve_the_same_on_both_sides(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "d").mkdir()
+    assert data.resolve("~/x.jsonl", "text") == str(tmp_path / "x.jsonl")
+    assert data.is_local("~/x.jsonl")
+    assert data.resolve(str(tmp_path / "d"), "text") == str(tmp_path / "d")
+    assert not data.is_local(str(tmp_path / "d"))  # a folder goes to load_dataset, rows checked there
