@@ -180,20 +180,11 @@ def cmd_status(run_dir: Path) -> int:
 
 
 def show_comparison(run_dir: Path) -> None:
-    """Predicted vs actual for a finished run (launcher/summary.py will own this table)."""
-    from launcher.compare import pairs
-    from launcher.plan import read_plan
+    """Predicted vs actual for a finished run (launcher/summary.py's table, as at the end of a local run)."""
+    if (run_dir / "actuals.json").exists():
+        from launcher.summary import show
 
-    f = run_dir / "actuals.json"
-    if not f.exists():
-        return
-    rows = pairs(read_plan(run_dir / "plan.json"), json.loads(f.read_text()))
-    if not rows:
-        return
-    print(f"{'':22}{'predicted':>12}{'actual':>12}{'error':>9}")
-    for k, (actual, predicted) in rows.items():
-        err = f"{(actual - predicted) / predicted * 100:+.0f}%" if predicted else "-"
-        print(f"{k:22}{predicted:>12.4g}{actual:>12.4g}{err:>9}")
+        show(run_dir)
 
 
 def cmd_logs(run_dir: Path, follow: bool, poll_s: float = 1.0) -> int:

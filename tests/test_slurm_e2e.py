@@ -56,7 +56,7 @@ def test_quickstart_through_sbatch_completes(cluster, tmp_path):
     st = run_launch("status", run_dir.name, cwd=tmp_path)
     assert st.returncode == 0, st.stderr
     assert f"{job_id}  COMPLETED" in st.stdout and "failure" not in st.stdout
-    assert "predicted" in st.stdout and "tokens_per_s_per_gpu" in st.stdout  # predicted-vs-actual table
+    assert "predicted" in st.stdout and "tokens/s per GPU" in st.stdout  # launcher/summary.py table
     ls = run_launch("list", cwd=tmp_path)
     assert ls.returncode == 0 and run_dir.name in ls.stdout and "COMPLETED" in ls.stdout, ls.stdout
     logs = run_launch("logs", job_id, cwd=tmp_path)
