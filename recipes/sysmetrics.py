@@ -13,12 +13,12 @@ from launcher.plan import Plan
 
 # About this many samples over the forecast run time, so a 2-minute run and a 10-hour run both get a
 # readable curve (MLflow's default, one per 10 s, leaves a short run a point or two). Each sample also
-# reads the run back (~0.05 s on a busy 2-core node), so not more often than every 2 s.
+# reads the run back (~0.05 s on a busy 2-core node), so not more often than every 0.5 s.
 SAMPLES_PER_RUN = 200
 
 
 def interval_s(plan: Plan) -> float:
-    return min(max(plan.forecast.hours * 3600 / SAMPLES_PER_RUN, 2.0), 30.0)
+    return min(max(plan.forecast.hours * 3600 / SAMPLES_PER_RUN, 0.5), 30.0)
 
 
 def start(plan: Plan, run_dir: Path, resumed: bool):
