@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -105,3 +106,23 @@ def slurm_cluster():
         s in ("idle", "mixed", "allocated") for s in states.values()
     ), out
     return states
+
+
+def wait_job(job_id: str, states: tuple[str, ...], timeout: float) -> str:
+    """Poll Slurm until the job reaches one of `states`; fail the test naming its last state."""
+    from launcher import slurm
+
+    deadline = time.time() + timeout
+    st = ""
+    while time.time() < deadline:
+        st = slurm.job_state(job_id)
+        if st in states:
+            return st
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} still {st} after {timeout} s")
+
+
+def submitted(d: Path) -> tuple[Path, str]:
+    """(run folder, Slurm job id) of the one launch made in `d`."""
+    (plan,) = d.glob("runs/*/plan.json")
+    return plan.parent, (plan.parent / "job_id").read_text().strip()

@@ -4,14 +4,12 @@ on this host). In CI a missing Slurm is a failure, not a skip: the fixture (test
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from launcher import slurm
 from launcher.plan import read_plan
-from tests.conftest import run_launch
+from tests.conftest import run_launch, submitted, wait_job
 
 
 @pytest.fixture(scope="module")
@@ -19,31 +17,15 @@ def cluster(slurm_cluster):
     return slurm_cluster
 
 
-def _wait(job_id: str, states: tuple[str, ...], timeout: float) -> str:
-    deadline = time.time() + timeout
-    st = ""
-    while time.time() < deadline:
-        st = slurm.job_state(job_id)
-        if st in states:
-            return st
-        time.sleep(1)
-    raise AssertionError(f"job {job_id} still {st} after {timeout} s")
-
-
-def _submitted(d: Path) -> tuple[Path, str]:
-    (plan,) = d.glob("runs/*/plan.json")
-    return plan.parent, (plan.parent / "job_id").read_text().strip()
-
-
 def test_quickstart_through_sbatch_completes(cluster, tmp_path):
     t = time.time()
     r = run_launch("+budget=5", "executor=slurm", cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert time.time() - t < 60  # submission returns at once, the login node is not blocked
-    run_dir, job_id = _submitted(tmp_path)
+    run_dir, job_id = submitted(tmp_path)
     assert f"submitted Slurm job {job_id}" in r.stdout
     assert {"job.sbatch", "plan.json", "config.yaml", "job_id"} <= {p.name for p in run_dir.iterdir()}
-    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 600) == "COMPLETED", (
+    assert wait_job(job_id, ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 600) == "COMPLETED", (
         run_dir / f"slurm-{job_id}.out"
     ).read_text()[-3000:]
     actuals = json.loads((run_dir / "actuals.json").read_text())
@@ -68,10 +50,10 @@ def test_requeue_mid_training_resumes_without_losing_steps(cluster, tmp_path):
     r = run_launch("+budget=5", "executor=slurm", "data.n_samples=1600", "global_batch=16",
                    f"checkpoint_every={every}", cwd=tmp_path, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    run_dir, job_id = _submitted(tmp_path)
+    run_dir, job_id = submitted(tmp_path)
     plan = read_plan(run_dir / "plan.json")
     assert plan.training.max_steps == 100
-    _wait(job_id, ("RUNNING",), 300)
+    wait_job(job_id, ("RUNNING",), 300)
     metrics = run_dir / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 12):
@@ -79,7 +61,7 @@ def test_requeue_mid_training_resumes_without_losing_steps(cluster, tmp_path):
     step_at_requeue = json.loads(metrics.read_text().splitlines()[-1])["step"]
     assert step_at_requeue < plan.training.max_steps
     subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
-    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 1800) == "COMPLETED", (
+    assert wait_job(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 1800) == "COMPLETED", (
         run_dir / f"slurm-{job_id}.out"
     ).read_text()[-3000:]
     actuals = json.loads((run_dir / "actuals.json").read_text())
@@ -101,13 +83,13 @@ def test_usr1_before_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_p
     r = run_launch("+budget=5", "executor=slurm", "data.n_samples=1600", "global_batch=16",
                    "checkpoint_every=50", cwd=tmp_path, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    run_dir, job_id = _submitted(tmp_path)
+    run_dir, job_id = submitted(tmp_path)
     metrics = run_dir / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 8):
         time.sleep(0.2)
     subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True, timeout=30)
-    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 1800) == "COMPLETED"
+    assert wait_job(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 1800) == "COMPLETED"
     log = (run_dir / f"slurm-{job_id}.out").read_text()
     assert "USR1: checkpoint at next step, then requeue" in log and "requeueing job" in log
     actuals = json.loads((run_dir / "actuals.json").read_text())

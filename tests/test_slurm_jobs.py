@@ -10,27 +10,10 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from launcher import slurm
 from launcher.plan import read_plan
-from tests.conftest import run_launch
+from tests.conftest import run_launch, submitted, wait_job
 
 LONG = ("+budget=5", "executor=slurm", "data.n_samples=1600", "global_batch=16")
-
-
-def _wait(job_id: str, states: tuple[str, ...], timeout: float) -> str:
-    deadline = time.time() + timeout
-    st = ""
-    while time.time() < deadline:
-        st = slurm.job_state(job_id)
-        if st in states:
-            return st
-        time.sleep(1)
-    raise AssertionError(f"job {job_id} still {st} after {timeout} s")
-
-
-def _submitted(d: Path) -> tuple[Path, str]:
-    (plan,) = d.glob("runs/*/plan.json")
-    return plan.parent, (plan.parent / "job_id").read_text().strip()
 
 
 def _mlflow_run(run_dir: Path):
@@ -49,13 +32,13 @@ def _metric_lines(run_dir: Path, n: int, timeout: float = 300) -> int:
 def test_cancel_is_classified_and_closes_the_mlflow_run(slurm_cluster, tmp_path):
     r = run_launch(*LONG, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
-    run_dir, job_id = _submitted(tmp_path)
-    _wait(job_id, ("RUNNING",), 300)
+    run_dir, job_id = submitted(tmp_path)
+    wait_job(job_id, ("RUNNING",), 300)
     follow = subprocess.Popen([str(Path(sys.executable).parent / "launch"), "logs", job_id, "-f"], cwd=tmp_path,
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     c = run_launch("cancel", run_dir.name, cwd=tmp_path)
     assert c.returncode == 0 and f"cancelled Slurm job {job_id}" in c.stdout, c.stderr
-    assert _wait(job_id, ("CANCELLED",), 120) == "CANCELLED"
+    assert wait_job(job_id, ("CANCELLED",), 120) == "CANCELLED"
     out, _ = follow.communicate(timeout=60)  # `logs -f` ends by itself when the job does
     assert follow.returncode == 0 and f"[ftlaunch] job {job_id}" in out and "CANCELLED AT" in out, out[-2000:]
     st = run_launch("status", job_id, cwd=tmp_path)
@@ -71,10 +54,10 @@ def test_out_of_memory_is_classified_and_becomes_a_calibration_point(slurm_clust
     asks (--mem), the real process needs more, and slurmstepd kills the step (OverMemoryKill)."""
     r = run_launch(*LONG, "cluster.mem_per_gpu_gib=0.65", cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
-    run_dir, job_id = _submitted(tmp_path)
+    run_dir, job_id = submitted(tmp_path)
     assert "#SBATCH --mem=666M" in (run_dir / "job.sbatch").read_text()
     assert read_plan(run_dir / "plan.json").forecast.peak_mem_gib < 0.65
-    _wait(job_id, ("COMPLETED", "FAILED", "OUT_OF_MEMORY", "CANCELLED"), 300)
+    wait_job(job_id, ("COMPLETED", "FAILED", "OUT_OF_MEMORY", "CANCELLED"), 300)
     time.sleep(2)  # sacct gets the final record from slurmctld
     st = run_launch("status", run_dir.name, cwd=tmp_path)
     assert st.returncode == 0 and "failure  OOM: predicted" in st.stdout and "ran out" in st.stdout, (
@@ -117,16 +100,18 @@ def test_two_node_plan_trains_across_n1_n2_and_resumes_after_requeue(slurm_clust
     r = run_launch("+budget=5", "executor=slurm", "data.n_samples=160", "global_batch=4", "cluster.max_nodes=2",
                    "n_gpus=2", f"checkpoint_every={every}", cwd=tmp_path, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    run_dir, job_id = _submitted(tmp_path)
+    run_dir, job_id = submitted(tmp_path)
     plan = read_plan(run_dir / "plan.json")
     assert plan.resources.nodes == 2 and plan.training.max_steps == 40
     assert "#SBATCH --nodes=2" in (run_dir / "job.sbatch").read_text()
-    _wait(job_id, ("RUNNING",), 300)
+    wait_job(job_id, ("RUNNING",), 300)
     step_at_requeue = _metric_lines(run_dir, 9, timeout=900)
     assert step_at_requeue < plan.training.max_steps
     subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
     log = run_dir / f"slurm-{job_id}.out"
-    assert _wait(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 1800) == "COMPLETED", log.read_text()[-3000:]
+    assert wait_job(job_id, ("COMPLETED", "FAILED", "CANCELLED"), 1800) == "COMPLETED", log.read_text()[
+        -3000:
+    ]
     text = log.read_text()
     assert text.count("[ftlaunch] job") >= 2
     # both segments ran one rank per node: world size 2 over n1 and n2
@@ -161,7 +146,7 @@ def test_sweep_submits_one_job_per_plan_and_list_shows_them_together(slurm_clust
     for d in dirs:
         assert run_launch("cancel", d.name, cwd=tmp_path).returncode == 0
     for j in jobs:
-        assert _wait(j, ("CANCELLED", "COMPLETED"), 120)
+        assert wait_job(j, ("CANCELLED", "COMPLETED"), 120)
 
 
 def test_failure_classes_from_sacct_state_exit_code_and_log():
