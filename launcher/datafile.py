@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from launcher.datarows import DataError, local_path, validate_file
+from launcher.datarows import DataError, local_path, read_valid_rows
 from launcher.errors import ConfigError
 from launcher.tokens import TokenCounts, cached, count_file, tokenizer_dir
 
@@ -39,12 +39,13 @@ def inspect(d: dict[str, Any], model_path: str | None = None) -> dict[str, Any]:
     counts = cached(p, fmt, tok) if tok else None  # a hit: this file passed the row checks already
     if counts is None:
         try:
-            rows = validate_file(p, fmt)
+            parsed = read_valid_rows(p, fmt)
         except DataError as e:
             raise ConfigError(str(e)) from None
         except UnicodeDecodeError:
             raise ConfigError(f"{p} is not UTF-8 text: save it as UTF-8 JSONL") from None
-        counts = _count(p, fmt, tok) if tok else None
+        rows = len(parsed)
+        counts = _count(p, fmt, tok, parsed) if tok else None
     out = {**d, "path": str(p)}
     if out.get("n_samples") is None:
         out["n_samples"] = counts.n_rows if counts else rows
@@ -63,9 +64,9 @@ def inspect(d: dict[str, Any], model_path: str | None = None) -> dict[str, Any]:
     return out
 
 
-def _count(path: Path, fmt: str, tok: Path) -> TokenCounts:
+def _count(path: Path, fmt: str, tok: Path, rows: list) -> TokenCounts:
     try:
-        return count_file(path, fmt, tok)
+        return count_file(path, fmt, tok, rows)
     except Exception as e:  # a tokenizer or chat template we cannot reproduce: say which, and the way out
         raise ConfigError(
             f"cannot count tokens of {path} with the tokenizer in {tok} ({type(e).__name__}: {e}); "

@@ -121,10 +121,23 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
 
 def validate_file(path: str | Path, fmt: str) -> int:
     """Check every row of a local JSONL/JSON file. Returns the row count; raises DataError naming the line."""
+    return len(read_valid_rows(path, fmt))
+
+
+def read_valid_rows(path: str | Path, fmt: str) -> list[Any]:
+    """Every row of a local JSONL/JSON file, parsed once and checked; raises DataError naming the line."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: data file not found")
-    return _check_all(_rows(p), fmt, str(p))
+    rows: list[Any] = []
+
+    def kept() -> Iterator[tuple[str, Any]]:
+        for where, row in _rows(p):
+            rows.append(row)
+            yield where, row
+
+    _check_all(kept(), fmt, str(p))
+    return rows
 
 
 def validate_rows(rows: Iterable[Any], name: str, fmt: str) -> int:

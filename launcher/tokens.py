@@ -312,14 +312,15 @@ def cached(path: str | Path, fmt: str, tok_dir: Path) -> TokenCounts | None:
         return None
 
 
-def count_file(path: str | Path, fmt: str, tok_dir: Path) -> TokenCounts:
+def count_file(path: str | Path, fmt: str, tok_dir: Path, rows: list[dict] | None = None) -> TokenCounts:
     """Token counts of every row of a validated local file, from the cache when file and tokenizer are
     unchanged. The cache is an optimisation: an unreadable or unwritable one is ignored."""
     path = Path(path).expanduser()
     hit = cached(path, fmt, tok_dir)
     if hit is not None:
         return hit
-    counts = _columns(count_rows(read_rows(path), fmt, _Tok(tok_dir)), tok_dir)
+    rows = read_rows(path) if rows is None else rows  # the caller's already-checked rows: no second parse
+    counts = _columns(count_rows(rows, fmt, _Tok(tok_dir)), tok_dir)
     try:
         cf = _cache_file(path, fmt, tokenizer_hash(tok_dir))
         cf.parent.mkdir(parents=True, exist_ok=True)
