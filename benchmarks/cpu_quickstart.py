@@ -16,6 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from launcher import metricnames as names  # noqa: E402
 from launcher.compare import errors, pairs  # noqa: E402
 from launcher.plan import read_plan  # noqa: E402
 
@@ -32,12 +33,11 @@ def run(d: Path, *extra: str) -> Path:
 def measure(run_dir: Path) -> dict:
     plan = read_plan(run_dir / "plan.json")
     actuals = json.loads((run_dir / "actuals.json").read_text())
+    err = errors(plan, actuals)
     return {
         "calibrated": plan.forecast.calibrated,
         "pairs": {k: {"actual": a, "predicted": p} for k, (a, p) in pairs(plan, actuals).items()},
-        "error_pct": {
-            k[len("error_pct_") :]: v for k, v in errors(plan, actuals).items() if k.startswith("error_pct_")
-        },
+        "error_pct": {q: err[names.error_pct(q)] for q in names.COMPARED if names.error_pct(q) in err},
         "train_s": actuals["train_s"],
         "wall_s": actuals["wall_s"],
         # the recipe's start-up + final save: launcher/cost.py CPU_STARTUP_S points here

@@ -1,16 +1,18 @@
 """Forecast vs actuals: which measured number answers which predicted one (pure, no I/O).
 
-The one pairing: tracking logs it (paired_predicted_<m> beside actual_<m>), launch-report's table and
-`--calibrate` read those, and the planner applies a memory factor to the same part of its forecast.
+The one pairing: tracking logs it (<m>/predicted_paired beside <m>/actual, launcher/metricnames.py),
+launch-report's table and `--calibrate` read those, and the planner applies a memory factor to the same part
+of its forecast.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from launcher import metricnames as names
 from launcher.plan import Plan
 
-METRICS = ("cost_usd", "hours", "tokens_per_s_per_gpu", "peak_mem_gib")
+METRICS = names.COMPARED
 
 
 def pairs(plan: Plan, actuals: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -38,10 +40,10 @@ def measured_memory(total: float, overhead: float, gpu: str) -> float:
 
 
 def errors(plan: Plan, actuals: dict[str, Any]) -> dict[str, float]:
-    """error_ratio_<m> = actual / predicted and error_pct_<m> = (actual - predicted) / predicted * 100."""
+    """<m>/error_ratio = actual / predicted and <m>/error_pct = (actual - predicted) / predicted * 100."""
     out: dict[str, float] = {}
     for k, (a, p) in pairs(plan, actuals).items():
         if p:
-            out[f"error_ratio_{k}"] = a / p
-            out[f"error_pct_{k}"] = (a - p) / p * 100
+            out[names.error_ratio(k)] = a / p
+            out[names.error_pct(k)] = (a - p) / p * 100
     return out

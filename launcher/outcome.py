@@ -149,9 +149,11 @@ def _to_mlflow(run_dir: Path, o: Outcome, ran_out_at: float | None) -> bool:
             c.set_tag(s["run_id"], "ftlaunch.status", o.kind.lower())
             c.set_tag(s["run_id"], "ftlaunch.failure", f"{o.kind}: {o.detail}")
             if o.kind == "OOM":
-                c.log_metric(s["run_id"], "oom_predicted_peak_mem_gib", _predicted_peak(run_dir))
+                from launcher import metricnames as names
+
+                c.log_metric(s["run_id"], names.OOM_PREDICTED, _predicted_peak(run_dir))
                 if ran_out_at:
-                    c.log_metric(s["run_id"], "oom_ran_out_at_gib", ran_out_at)
+                    c.log_metric(s["run_id"], names.OOM_RAN_OUT, ran_out_at)
             c.set_terminated(s["run_id"], status="KILLED" if o.kind == "CANCELLED" else "FAILED")
         return True
     except Exception:  # noqa: BLE001 - tracking is best effort; outcome.json holds it

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher import calibration, tracking
+from launcher import metricnames as names
 from launcher.compare import METRICS
 from launcher.errors import EXIT_BAD_INPUT, ConfigError
 
@@ -34,32 +35,41 @@ def fetch(uri: str, experiment: str, method: str | None, gpu: str | None, last: 
         raise ConfigError(
             f"no MLflow experiment {experiment!r} at {uri}: launch a job first or pass --experiment"
         )
-    filters = []
-    if method:
-        filters.append(f"params.method = '{_lit(method)}'")
-    if gpu:
-        filters.append(f"params.gpu = '{_lit(gpu)}'")
-    runs = c.search_runs(
-        [exp.experiment_id], " and ".join(filters), max_results=last, order_by=["start_time DESC"]
-    )
+    wanted = {"method": method, "gpu": gpu}
+    for v in wanted.values():
+        if v:
+            _lit(v)
+    runs = []
+    # runs logged by this version name params plan/method, older ones method (launcher/metricnames.py):
+    # a filter is one search per naming, newest first over both
+    for old in (False, True) if method or gpu else (False,):
+        keys = {k: names.legacy(names.param(k)) if old else names.param(k) for k in wanted}
+        query = " and ".join(f"params.`{keys[k]}` = '{v}'" for k, v in wanted.items() if v)
+        runs += c.search_runs([exp.experiment_id], query, max_results=last, order_by=["start_time DESC"])
+    runs = sorted({r.info.run_id: r for r in runs}.values(), key=lambda r: -r.info.start_time)[:last]
     out = []
     for r in runs:
-        if "method" not in r.data.params:
-            continue  # e.g. the report's own run
-        m = r.data.metrics
+        p, m = r.data.params, r.data.metrics
+        if names.get(p, names.param("method")) is None:
+            continue  # e.g. a report run from an older version, logged among the training runs
         out.append({
             "run_id": r.info.run_id,
             "name": r.info.run_name,
             "status": r.data.tags.get("ftlaunch.status", r.info.status),
-            "method": r.data.params.get("method"),
-            "gpu": r.data.params.get("gpu"),
-            "n_gpus": int(r.data.params.get("n_gpus", "1")),
+            "method": names.get(p, names.param("method")),
+            "gpu": names.get(p, names.param("gpu")),
+            "n_gpus": int(names.get(p, names.param("n_gpus")) or "1"),
             # the forecast each actual was compared with (launcher/compare.py pairs), else the plan's own
-            "predicted": {k: m.get(f"paired_predicted_{k}", m.get(f"predicted_{k}")) for k in METRICS}
-            | {"tokens_total": m.get("predicted_tokens_total")},
-            "actual": {k: m.get(f"actual_{k}") for k in METRICS} | {"train_s": m.get("actual_train_s")},
+            "predicted": {k: _first(m, names.paired(k), names.predicted(k)) for k in METRICS}
+            | {"tokens_total": names.get(m, names.predicted("tokens_total"))},
+            "actual": {k: names.get(m, names.actual(k)) for k in METRICS}
+            | {"train_s": names.get(m, names.actual("train_s"))},
         })  # fmt: skip
     return out
+
+
+def _first(logged: dict[str, float], *keys: str) -> float | None:
+    return next((v for v in (names.get(logged, k) for k in keys) if v is not None), None)
 
 
 def _lit(s: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher import compare
+from launcher import metricnames as names
 from launcher.errors import ConfigError
 from launcher.plan import Plan, TrackingRef, atomic_write_text, read_plan
 
@@ -30,7 +31,6 @@ _URI = re.compile(
 )
 DESCRIPTION = "mlflow.note.content"  # the run page's Description, markdown
 EXPERIMENT_KIND, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
-PREDICTED = ("peak_mem_gib", "tokens_per_s_per_gpu", "hours", "gpu_hours", "cost_usd")
 
 
 def default_uri() -> str:
@@ -98,8 +98,9 @@ def _git_tags(sha: str | None) -> dict[str, str]:
 
 
 def plan_params(plan: Plan) -> dict[str, str]:
+    """The plan's choices as MLflow params, each under plan/ (launcher/metricnames.py)."""
     t, r = plan.training, plan.resources
-    return {
+    flat = {
         "model": plan.model.name,
         "data": plan.data.name,
         "method": t.method,
@@ -121,6 +122,7 @@ def plan_params(plan: Plan) -> dict[str, str]:
         "budget_usd": str(plan.budget_usd),
         "price_per_gpu_hour": str(r.price_per_gpu_hour),
     }
+    return {names.param(k): v for k, v in flat.items()}
 
 
 def open_run(plan: Plan, uri: str, experiment: str, tags: dict[str, str] | None = None) -> str | None:
@@ -159,17 +161,16 @@ def _create(plan: Plan, uri: str, experiment: str, tags: dict[str, str]) -> tupl
     """(run id, experiment id) of a new run holding the plan."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from launcher.summary import summary_markdown
+    from launcher.summary import plan_line, summary_markdown
 
     c = client(uri)
     exp_id = experiment_id(c, experiment)
     base_tags = {"ftlaunch.run_dir": plan.run_dir, "user": _user(), "cluster": plan.cluster.name,
-                 DESCRIPTION: summary_markdown(plan, None)}  # fmt: skip
+                 "ftlaunch.plan": plan_line(plan), DESCRIPTION: summary_markdown(plan, None)}  # fmt: skip
     run = c.create_run(exp_id, run_name=Path(plan.run_dir).name, tags={**base_tags, **tags})
     now = int(time.time() * 1000)
     fc = plan.forecast
-    metrics = [Metric(f"predicted_{k}", float(getattr(fc, k)), now, 0) for k in PREDICTED]
-    metrics.append(Metric("predicted_tokens_total", float(fc.tokens_total), now, 0))
+    metrics = [Metric(names.predicted(k), float(getattr(fc, k)), now, 0) for k in names.FORECAST]
     params = [Param(k, v) for k, v in plan_params(plan).items()]
     c.log_batch(
         run.info.run_id, metrics=metrics, params=params, tags=[RunTag("ftlaunch.status", "submitted")]
@@ -237,7 +238,7 @@ def _sync_metrics(c, run_dir: Path, s: dict[str, Any]) -> None:
         step, ts = int(row.get("step", 0)), int(float(row.get("time", time.time())) * 1000)
         for k, v in row.items():
             if k not in ("step", "time") and isinstance(v, (int, float)) and not isinstance(v, bool):
-                batch.append(Metric(k, float(v), ts, step))
+                batch.append(Metric(names.train(k), float(v), ts, step))
     for i in range(0, len(batch), 900):  # log_batch takes at most 1000 metrics
         c.log_batch(s["run_id"], metrics=batch[i : i + 900])
     s["metrics_synced"] = len(complete)
@@ -252,18 +253,18 @@ def _log_actuals(c, run_dir: Path, s: dict[str, Any], actuals: dict[str, Any]) -
     plan = read_plan(run_dir / "plan.json")
     now = int(time.time() * 1000)
     vals = {
-        f"actual_{k}": v
+        names.actual(k): v
         for k, v in actuals.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     pairs = compare.pairs(plan, actuals)
-    vals |= {f"actual_{k}": a for k, (a, _) in pairs.items()}
-    vals |= {f"paired_predicted_{k}": p for k, (_, p) in pairs.items()}  # what launch-report compares with
+    vals |= {names.actual(k): a for k, (a, _) in pairs.items()}
+    vals |= {names.paired(k): p for k, (_, p) in pairs.items()}  # what launch-report compares with
     vals |= compare.errors(plan, actuals)
     stop = str(actuals.get("stop_reason", "completed"))
     c.log_batch(
         s["run_id"],
-        metrics=[Metric(k, float(v), now, 0) for k, v in vals.items()],
+        metrics=[Metric(k, float(v), now, 0) for k, v in sorted(vals.items())],  # grouped by prefix
         tags=[
             RunTag("ftlaunch.status", stop),
             RunTag("ftlaunch.device", str(actuals.get("device", ""))),

@@ -2,6 +2,7 @@
 MLflow UI served by a real `mlflow server` on 127.0.0.1: the run's description is the predicted-vs-actual
 table. The screenshot is kept in test-artifacts/mlflow-run-page.png."""
 
+import html
 import json
 import re
 import shutil
@@ -56,8 +57,9 @@ def test_ui_shows_predicted_and_actual_cost(quickstart, tmp_path):
         )
         chrome = _chromium()
         with tempfile.TemporaryDirectory() as profile:
-            dom = subprocess.run([chrome, *CHROME_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                                 capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+            # a window narrower than the screenshot's: the table must fit a 1000 px wide browser too
+            dom = subprocess.run([chrome, *CHROME_FLAGS, f"--user-data-dir={profile}", "--window-size=1000,1000",
+                                  "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout  # fmt: skip
         with tempfile.TemporaryDirectory() as profile:
             subprocess.run([chrome, *CHROME_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
                             "--window-size=1400,1400", url], capture_output=True, timeout=120)  # fmt: skip
@@ -65,16 +67,25 @@ def test_ui_shows_predicted_and_actual_cost(quickstart, tmp_path):
         _stop(server)
     print(f"screenshot: {shot}")
     m = run.data.metrics
-    for name in ("predicted_cost_usd", "actual_cost_usd"):
+    for name in ("cost_usd/predicted", "cost_usd/actual", "cost_usd/error_pct"):
         assert name in dom, f"{name} not on the run page"
         assert str(m[name])[:8] in dom, f"value of {name} ({m[name]}) not on the run page"
     # the description is the predicted-vs-actual table, rendered as an HTML table on the page
     tables = re.findall(r"<table.*?</table>", dom, re.S)
     desc = next((t for t in tables if "predicted" in t and "error" in t), None)
     assert desc is not None, "no predicted-vs-actual table in the run description"
-    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>.*?</t[dh]>", desc, re.S)]
-    for what, p, a, e in summary.rows(plan, actuals):
-        i = cells.index(what)
-        assert cells[i + 1 : i + 4] == [p, a, e], (what, cells[i : i + 4])
+    grid = [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<t[dh][^>]*>.*?</t[dh]>", row, re.S)
+        ]
+        for row in re.findall(r"<tr.*?</tr>", desc, re.S)
+    ]
+    assert [r[0] for r in grid] == [summary.status(plan, actuals), "predicted", "actual", "error"]
+    for j, (what, p, a, e) in enumerate(summary.rows(plan, actuals), 1):
+        assert [r[j] for r in grid] == [what, p, a, e], (what, [r[j] for r in grid])
+    # and all of it readable without a click: the run page shows 100 px of a description and, when it is
+    # taller, fades the rest and adds "Show more" (MLflow 3.17 RunViewDescriptionBox)
+    assert 'data-testid="truncation-gradient"' not in dom and 'data-testid="show-comment-toggle"' not in dom
     assert "Judges" not in dom  # the training view, not GenAI's (whose sidebar lists Judges)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

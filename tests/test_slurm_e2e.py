@@ -33,7 +33,7 @@ def test_quickstart_through_sbatch_completes(cluster, tmp_path):
     state = json.loads((run_dir / "mlflow.json").read_text())
     run = MlflowClient(tracking_uri=state["uri"]).get_run(state["run_id"])
     assert run.data.tags["slurm_job_id"] == job_id and run.info.status == "FINISHED"
-    assert run.data.metrics["actual_hours"] > 0
+    assert run.data.metrics["hours/actual"] > 0
     # the lifecycle commands on the finished job: by folder name, by job id, and all runs
     st = run_launch("status", run_dir.name, cwd=tmp_path)
     assert st.returncode == 0, st.stderr
@@ -71,7 +71,7 @@ def test_requeue_mid_training_resumes_without_losing_steps(cluster, tmp_path):
     # one MLflow run across the requeue, each step's loss once per segment at most
     state = json.loads((run_dir / "mlflow.json").read_text())
     c = MlflowClient(tracking_uri=state["uri"])
-    steps = {m.step for m in c.get_metric_history(state["run_id"], "loss")}
+    steps = {m.step for m in c.get_metric_history(state["run_id"], "train/loss")}
     assert steps == set(range(1, plan.training.max_steps + 1))
     log = (run_dir / f"slurm-{job_id}.out").read_text()
     assert log.count("[ftlaunch] job") >= 2  # --open-mode=append kept both segments

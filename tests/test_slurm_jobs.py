@@ -74,7 +74,8 @@ def test_out_of_memory_is_classified_and_becomes_a_calibration_point(slurm_clust
     assert calibration.fit([rec])["factors"][f"cpu/{plan.training.method}"]["peak_mem"] > 1
     run = _mlflow_run(run_dir)
     assert run.info.status == "FAILED" and run.data.tags["ftlaunch.outcome"] == "OOM"
-    assert run.data.metrics["oom_predicted_peak_mem_gib"] == plan.forecast.peak_mem_gib
+    assert run.data.metrics["peak_mem_gib/oom_predicted"] == plan.forecast.peak_mem_gib
+    assert run.data.metrics["peak_mem_gib/oom_ran_out_at"] == 0.65
     ls = run_launch("list", cwd=tmp_path)
     assert "(OOM)" in ls.stdout, ls.stdout
 
@@ -128,7 +129,7 @@ def test_two_node_plan_trains_across_n1_n2_and_resumes_after_requeue(slurm_clust
     assert "n[1-2]|COMPLETED" in acct, acct
     state = json.loads((run_dir / "mlflow.json").read_text())
     c = MlflowClient(tracking_uri=state["uri"])
-    steps = {m.step for m in c.get_metric_history(state["run_id"], "loss")}
+    steps = {m.step for m in c.get_metric_history(state["run_id"], "train/loss")}
     assert steps == set(range(1, plan.training.max_steps + 1))
     assert c.get_run(state["run_id"]).info.status == "FINISHED"
 

@@ -39,18 +39,33 @@ def test_run_has_plan_predictions_actuals_and_errors(quickstart):
     run = _mlflow_run(d, run_dir)
     p, m, t = run.data.params, run.data.metrics, run.data.tags
     plan = read_plan(run_dir / "plan.json")
-    assert (p["method"], p["gpu"], p["n_gpus"], p["zero_stage"]) == ("lora", "cpu", "1", "0")
-    assert p["budget_usd"] == "5.0" and p["grad_ckpt"] in ("True", "False")
-    assert m["predicted_cost_usd"] == pytest.approx(plan.forecast.cost_usd)
-    assert m["predicted_tokens_per_s_per_gpu"] == pytest.approx(plan.forecast.tokens_per_s_per_gpu)
+    # every param under plan/; each quantity's forecast, measurement and error under one prefix
+    assert all(k.startswith("plan/") for k in p)
+    got = tuple(p[f"plan/{k}"] for k in ("method", "gpu", "n_gpus", "zero_stage"))
+    assert got == ("lora", "cpu", "1", "0")
+    assert p["plan/budget_usd"] == "5.0" and p["plan/grad_ckpt"] in ("True", "False")
+    assert m["cost_usd/predicted"] == pytest.approx(plan.forecast.cost_usd)
+    assert m["tokens_per_s_per_gpu/predicted"] == pytest.approx(plan.forecast.tokens_per_s_per_gpu)
+    assert m["tokens_total/predicted"] == pytest.approx(plan.forecast.tokens_total)
     for k in ("cost_usd", "hours", "tokens_per_s_per_gpu", "peak_mem_gib"):
-        assert m[f"actual_{k}"] > 0
-        assert m[f"error_ratio_{k}"] == pytest.approx(m[f"actual_{k}"] / m[f"predicted_{k}"], rel=1e-6)
-        assert m[f"error_pct_{k}"] == pytest.approx((m[f"error_ratio_{k}"] - 1) * 100, rel=1e-6)
+        assert m[f"{k}/actual"] > 0
+        assert sorted(n for n in m if n.startswith(f"{k}/")) == [
+            f"{k}/{s}" for s in ("actual", "error_pct", "error_ratio", "predicted", "predicted_paired")
+        ]  # the MLflow UI's alphabetical order keeps them together
+        ratio = m[f"{k}/actual"] / m[f"{k}/predicted_paired"]
+        assert m[f"{k}/error_ratio"] == pytest.approx(ratio, rel=1e-6)
+        assert m[f"{k}/error_pct"] == pytest.approx((ratio - 1) * 100, rel=1e-6)
+    assert m["run/steps"] == plan.training.max_steps and m["run/train_s"] > 0
+    assert m["gpu_hours/actual"] > 0 and "gpu_hours/predicted" in m
+    # no metric left with an old flat name: each is prefixed (system/ from MLflow's own monitor)
+    prefixes = {n.split("/")[0] for n in m}
+    assert prefixes <= {"cost_usd", "hours", "tokens_per_s_per_gpu", "peak_mem_gib", "gpu_hours",
+                        "tokens_total", "run", "train", "system"}, prefixes  # fmt: skip
     assert run.info.status == "FINISHED" and t["ftlaunch.status"] == "completed"
     assert t["user"] and t["cluster"] == "local"  # git_commit: tests/test_visible.py
+    assert t["ftlaunch.plan"].startswith("lora sft on 1 x cpu")
     # training curve: one loss point per step
-    hist = _client(d).get_metric_history(run.info.run_id, "loss")
+    hist = _client(d).get_metric_history(run.info.run_id, "train/loss")
     assert len(hist) == plan.training.max_steps
     arts = {a.path for a in _client(d).list_artifacts(run.info.run_id)}
     assert {"plan.json", "config.yaml", "actuals.json"} <= arts
@@ -85,7 +100,7 @@ def test_report_table_plot_and_calibration_reproduces_the_fitted_run(quickstart)
     (rep,) = c.search_runs([reports.experiment_id])
     assert [a.path for a in c.list_artifacts(rep.info.run_id)] == ["report.png"]
     training = c.search_runs([c.get_experiment_by_name("ftlaunch").experiment_id])
-    assert all("method" in r.data.params for r in training)
+    assert all("plan/method" in r.data.params for r in training)
     cal = json.loads((d / "runs" / "calibration.json").read_text())["factors"]["cpu/lora"]
     assert cal["n"] == 1 and cal["tokens_per_s"] > 0 and cal["overhead"] > 0
 
@@ -175,9 +190,11 @@ def test_server_dies_mid_run_training_goes_on_and_nothing_is_lost(tmp_path):
         c = MlflowClient(tracking_uri=uri)
         run = c.get_run(state["run_id"])
         assert run.info.status == "FINISHED"
-        steps = sorted(m.step for m in c.get_metric_history(state["run_id"], "loss"))
+        # over HTTP too: names with '/' (the REST API's metric history takes the key as a query parameter)
+        steps = sorted(m.step for m in c.get_metric_history(state["run_id"], "train/loss"))
         assert steps == list(range(1, actuals["max_steps"] + 1))  # every step, once
-        assert run.data.metrics["actual_cost_usd"] == pytest.approx(actuals["cost_usd"])
+        assert run.data.metrics["cost_usd/actual"] == pytest.approx(actuals["cost_usd"])
+        assert run.data.params["plan/method"] == "lora"
     finally:
         _stop(server)
 
@@ -210,7 +227,7 @@ def test_budget_guard_stop_is_recorded_in_mlflow(tmp_path):
     assert actuals["stop_reason"] == "budget" and actuals["steps"] < actuals["max_steps"]
     run = _mlflow_run(tmp_path, run_dir)
     assert run.data.tags["ftlaunch.status"] == "budget"
-    assert run.data.metrics["actual_steps"] == actuals["steps"]
+    assert run.data.metrics["run/steps"] == actuals["steps"]
     assert any(p.name.startswith("checkpoint-") for p in (run_dir / "checkpoints").iterdir())
 
 
@@ -243,7 +260,9 @@ def test_gpu_memory_forecast_pairs_one_way_for_report_and_calibration(tmp_path):
     (row,) = report.fetch(uri, "pairs", None, None, 10)
     assert row["predicted"]["peak_mem_gib"] == pytest.approx(allocated)
     m = _client(tmp_path).get_run(row["run_id"]).data.metrics
-    assert m["error_ratio_peak_mem_gib"] == pytest.approx(1.0)
+    assert m["peak_mem_gib/error_ratio"] == pytest.approx(1.0)
+    assert m["peak_mem_gib/predicted"] == pytest.approx(fc.peak_mem_gib)  # the plan's whole forecast
+    assert m["peak_mem_gib/predicted_paired"] == pytest.approx(allocated)  # the part torch measures
     (rec,) = report.calibration_records([row])
     assert rec["peak_mem"] == pytest.approx(1.0) and rec["tokens_per_s"] == pytest.approx(1.0)
 

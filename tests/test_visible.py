@@ -64,8 +64,12 @@ def test_mlflow_run_reads_predicted_vs_actual_first(quickstart):
     actuals = json.loads((run_dir / "actuals.json").read_text())
     note = run.data.tags["mlflow.note.content"]
     assert note == summary.summary_markdown(plan, actuals)
-    assert note.splitlines()[2] == "| | predicted | actual | error |"
-    assert "| cost |" in note and "| - |" not in note  # every row measured
+    assert (
+        note.replace(summary.GAP, "").splitlines()[0]
+        == f"| completed at step 16/16 | {' | '.join(w for _, w in summary.ROWS)} |"
+    )
+    assert "| - |" not in note  # every quantity measured
+    assert run.data.tags["ftlaunch.plan"] == summary.plan_line(plan)
     exp = c.get_experiment(run.info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert state["experiment_id"] == run.info.experiment_id
