@@ -382,6 +382,14 @@ def _opt_int(cfg: dict[str, Any], key: str, lo: int, hi: int | None = None) -> i
     return v
 
 
+def _job_name(cfg: dict[str, Any], model: str, data: str) -> str:
+    """conf/config.yaml's ${model.name}-${data.name} after the data file renamed the set (launcher/datafile.py:
+    a file given on the sample config), unless the user named the job."""
+    name = str(cfg.get("job_name") or "")
+    default = f"{cfg['model'].get('name')}-{cfg['data'].get('name')}"
+    return f"{model}-{data}" if not name or name == default else name
+
+
 def job_from_config(cfg: dict[str, Any]) -> Job:
     """The resolved Hydra config (as a plain dict) -> Job. Raises ConfigError with one line."""
     from launcher.datafile import inspect
@@ -484,7 +492,7 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
         attention = "eager"
 
     return Job(
-        job_name=str(cfg.get("job_name") or f"{model.name}-{data.name}"),
+        job_name=_job_name(cfg, model.name, data.name),
         attention=attention,
         model=model,
         data=data,
