@@ -162,6 +162,7 @@ def facts(cfg: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
         out["qk_norm"] = "full"
     if mt == "phi3":
         out["fused_projections"] = True
+    out.update(_sliding(mt, cfg, out["num_hidden_layers"]))
     if mt in MOE:
         # transformers 5 names it num_local_experts everywhere (attribute_map keeps num_experts as an alias);
         # Hub config.json files of the Qwen/OLMoE families say num_experts.
@@ -185,6 +186,35 @@ def facts(cfg: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
         out["shared_expert_intermediate_size"] = get("shared_expert_intermediate_size", 0)
         out["shared_expert_gate"] = bool(out["shared_expert_intermediate_size"])
     return out
+
+
+def _sliding(mt: str, cfg: dict[str, Any], layers: int) -> dict[str, int]:
+    """Sliding-window attention as transformers 5 builds it from this config (its configuration_*.py defaults):
+    the window and how many layers use it. An explicit `layer_types` list wins; otherwise gemma2 alternates
+    (even layers local), gemma3 is local except every `sliding_window_pattern`-th (6), qwen2/qwen3 (and
+    qwen2_moe) with use_sliding_window slide from max_window_layers on, qwen3_moe on every layer, and
+    mistral/mixtral/phi3 on every layer when sliding_window is set (mistral's default is 4096 when the key is
+    absent; an explicit null turns it off). Other families have none. Checked against transformers' own
+    configs in tests/test_modelconfig.py."""
+    defaults = {"gemma2": 4096, "gemma3_text": 4096, "gemma3": 4096, "mistral": 4096}
+    window = cfg["sliding_window"] if "sliding_window" in cfg else defaults.get(mt)
+    if mt in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe") and not cfg.get("use_sliding_window"):
+        window = None
+    if not window or mt in ("llama", "olmoe"):
+        return {}
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        n = sum(t == "sliding_attention" for t in types)
+    elif mt == "gemma2":
+        n = (layers + 1) // 2
+    elif mt in ("gemma3", "gemma3_text"):
+        k = int(cfg.get("sliding_window_pattern") or 6)
+        n = sum(1 for i in range(layers) if (i + 1) % k)
+    elif mt in ("qwen2", "qwen3", "qwen2_moe"):
+        n = max(0, layers - int(cfg.get("max_window_layers", 28)))
+    else:
+        n = layers
+    return {"sliding_window": int(window), "sliding_layers": n} if n else {}
 
 
 def with_local_facts(model: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,10 @@ class ModelSpec:
     moe_intermediate_size: int = 0  # one expert's width (0: intermediate_size)
     shared_expert_intermediate_size: int = 0  # qwen2_moe's always-on shared expert (0: none)
     shared_expert_gate: bool = False  # qwen2_moe: sigmoid gate (hidden -> 1) on the shared expert
+    # Sliding-window attention (launcher/modelconfig.py _sliding): how many layers attend to at most
+    # sliding_window earlier tokens (0: none). Costs FLOPs in launcher/throughput.py.
+    sliding_window: int = 0
+    sliding_layers: int = 0
     dense_layers: tuple[
         int, ...
     ] = ()  # MoE models: layers with a dense MLP (mlp_only_layers, decoder_sparse_step)
@@ -219,6 +223,8 @@ def model_spec(d: dict[str, Any]) -> ModelSpec:
         fused_projections=bool(d.get("fused_projections", False)),
         attention_out_bias=bool(d.get("attention_out_bias", False)),
         mlp_bias=bool(d.get("mlp_bias", False)),
+        sliding_window=_count(d, "sliding_window"),
+        sliding_layers=_count(d, "sliding_layers"),
         num_experts=_count(d, "num_experts"),
         experts_per_token=_count(d, "experts_per_token"),
         moe_intermediate_size=_count(d, "moe_intermediate_size"),

@@ -406,3 +406,29 @@ def test_qlora_leaves_stacked_experts_bf16(tmp_path):
                   and "embed" not in n and "lm_head" not in n)  # fmt: skip
     assert stacked == p.experts and p.experts > 0
     assert all(kinds[n] == "Params4bit" for n in kinds if n.endswith("_proj.weight"))
+
+
+SLIDING = [(k, *REAL[k]) for k in sorted(REAL)] + [
+    ("mistral v0.1 (no key: 4096)", "mistral", {k: v for k, v in REAL["mistral-7b"][1].items() if k != "sliding_window"}),
+    ("qwen2 windowed", "qwen2", dict(REAL["qwen2.5-7b"][1], use_sliding_window=True, sliding_window=4096, max_window_layers=20)),
+    ("qwen3_moe windowed", "qwen3_moe", dict(REAL["qwen3-30b-a3b"][1], use_sliding_window=True, sliding_window=2048)),
+    ("gemma3 pattern 4", "gemma3_text", dict(REAL["gemma-3-12b"][1]["text_config"], sliding_window_pattern=4)),
+    ("mixtral windowed", "mixtral", dict(REAL["mixtral-8x7b"][1], sliding_window=4096)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "model_type", "kw"), SLIDING, ids=[s[0] for s in SLIDING])
+def test_sliding_window_layers_are_the_ones_transformers_builds(what, model_type, kw):
+    """From a Hub-style config.json (no layer_types written), the planner's sliding window and count of sliding
+    layers equal transformers' config: its layer_types where the family has them, else every layer when
+    sliding_window is set (mistral, mixtral, phi3, qwen3_moe mask every layer with it)."""
+    cfg = hf_config(model_type, kw)
+    cfg = cfg.text_config if model_type == "gemma3" else cfg
+    types = getattr(cfg, "layer_types", None)
+    window = getattr(cfg, "sliding_window", None) or 0
+    if types is not None:
+        want = sum(t == "sliding_attention" for t in types)
+    else:
+        want = cfg.num_hidden_layers if window else 0
+    f = facts({"model_type": model_type, **kw})
+    assert (f.get("sliding_layers", 0), f.get("sliding_window", 0)) == (want, window if want else 0)
