@@ -249,12 +249,47 @@ def default_name(path: str) -> str:
     return (p.rsplit("/", 1)[-1] or "model").lower()
 
 
+def _is_hub_id(value: str) -> bool:
+    from importlib import resources
+
+    if value.count("/") != 1 or "," in value or is_local(value) or value.startswith((HF_PREFIX, "builtin:")):
+        return False
+    return not resources.files("conf").joinpath("model", f"{value}.yaml").is_file()
+
+
+def _hub_id_to_model(repo_id: str) -> str:
+    """`model=Org/Name` -> hf:Org/Name when the local HF cache has it (the real config.json wins), else the
+    catalog entry whose path is that Hub id, else one line saying how to get it."""
+    from importlib import resources
+
+    if _snapshot(repo_id) is not None:
+        return HF_PREFIX + repo_id
+    for f in sorted(resources.files("conf").joinpath("model").iterdir(), key=lambda f: f.name):
+        if f.name.endswith(".yaml"):
+            for line in f.read_text().splitlines():
+                if (
+                    line.startswith("path:")
+                    and line.split(":", 1)[1].split("#")[0].strip().lower() == repo_id.lower()
+                ):
+                    return f.name.removesuffix(".yaml")
+    raise ConfigError(
+        f"model={repo_id}: not in the local Hugging Face cache ({hub_cache()}) and no catalog entry "
+        f"(conf/model/) has that Hub id: download it (huggingface-cli download {repo_id}) or give "
+        "model.path=/abs/model_dir"
+    )
+
+
 def rewrite_args(argv: list[str]) -> list[str]:
     """Command-line sugar: `model=hf:Org/Name` -> `model.path=hf:Org/Name`; a model.path naming the user's own
     model (local folder or hf:) also names the model after it unless model.name is given."""
     out, path = [], None
     for arg in argv:
         key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+") == "model" and _is_hub_id(value):
+            value = _hub_id_to_model(
+                value
+            )  # `model=Org/Name`, as Axolotl's base_model or from_pretrained take it
+            arg = f"model={value}"
         if eq and key.lstrip("+") == "model" and value.startswith(HF_PREFIX) and "," not in value:
             arg, key = f"model.path={value}", "model.path"
         bare = not (is_local(value) or value.startswith((HF_PREFIX, "builtin:")) or "," in value)

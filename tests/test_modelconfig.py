@@ -432,3 +432,27 @@ def test_sliding_window_layers_are_the_ones_transformers_builds(what, model_type
         want = cfg.num_hidden_layers if window else 0
     f = facts({"model_type": model_type, **kw})
     assert (f.get("sliding_layers", 0), f.get("sliding_window", 0)) == (want, window if want else 0)
+
+
+def test_a_bare_hub_id_plans_the_cached_model_else_the_catalog_entry_else_says_how(tmp_path):
+    """`launch model=Qwen/Qwen2.5-7B`, as from_pretrained or Axolotl's base_model take it: the cached
+    snapshot's own config.json when the HF cache has it, else the catalog entry with that Hub id, else one line
+    and exit 2 with nothing written."""
+    snap = hub_config_json(fake_hub_cache(tmp_path / "hub", "Qwen/Qwen3-30B-A3B", None), "qwen3-30b-a3b")
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub")}
+    args = ("cluster=cloud", "+budget=5000", "dry_run=true")
+    for model, name, path in [
+        ("Qwen/Qwen3-30B-A3B", "qwen3-30b-a3b", str(snap)),  # cached: its folder
+        ("Qwen/Qwen2.5-7B", "qwen2.5-7b", "Qwen/Qwen2.5-7B"),  # not cached: the catalog entry
+    ]:
+        work = tmp_path / name
+        work.mkdir()
+        r = run_launch(f"model={model}", *args, cwd=work, env=env)
+        assert r.returncode == 0, r.stderr
+        (plan,) = [json.loads(p.read_text()) for p in work.glob("runs/*/plan.json")]
+        assert (plan["model"]["name"], plan["model"]["path"]) == (name, path)
+    work = tmp_path / "missing"
+    work.mkdir()
+    r = run_launch("model=Qwen/NotDownloaded-9B", *args, cwd=work, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "huggingface-cli download Qwen/NotDownloaded-9B" in r.stderr and not list(work.iterdir())
