@@ -220,8 +220,8 @@ def test_bad_model_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
 
 
 def test_catalog_names_still_refused_when_unknown(tmp_path):
-    r = run_launch("model=Qwen/Qwen2.5-7B", "+budget=5", "dry_run=true", cwd=tmp_path)
-    assert r.returncode == 2 and "model=hf:Org/Name" in r.stderr
+    r = run_launch("model=no-such-model", "+budget=5", "dry_run=true", cwd=tmp_path)
+    assert r.returncode == 2 and "model=hf:Org/Name" in r.stderr and r.stderr.count("\n") == 1
 
 
 # ------------------------------------------------------------------------------------ tiny models that train
