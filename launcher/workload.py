@@ -72,7 +72,9 @@ def describe(wl: Workload, micro_batch: int) -> dict:
     out: dict = {"source": "counted" if wl.counted else "estimated", "rows": wl.rows, "seq_len": wl.seq_len}
     pad, useful = wl.speed(micro_batch)
     out.update(tokens_per_row=round(wl.tokens_per_row, 1), packing=wl.packing, padded_len=round(pad, 1))
-    out["padding_share"] = round(1 - useful, 4)  # of processed tokens, padding (or unfilled packed rows)
+    out["padding_share"] = max(
+        0.0, round(1 - useful, 4)
+    )  # of processed tokens, padding (or unfilled packed rows)
     if wl.stats is not None:
         s = wl.stats
         out.update(
