@@ -95,8 +95,8 @@ def elementwise_bytes_per_token_layer(m: ModelSpec) -> float:
 # ELEMENTWISE_SCALE: the share of that eager op-counted traffic the published stacks actually pay, fitted with
 # STACK_MATMUL_EFFICIENCY by benchmarks/forecast_accuracy.py --fit (results/forecast_accuracy.json). It comes
 # out small (0.2): Composer, lit-gpt/TinyLlama, torchtune (torch.compile) and Qwen's scripts fuse norms, RoPE,
-# activations and the loss. Fully eager HF layers pay ~1x (Liger-Kernel reports ~20% more throughput from fusing
-# exactly these ops), so calibrate from a run of our stack (launch-report --calibrate) when it matters.
+# activations and the loss. Fully eager HF layers pay ~1x (linkedin/Liger-Kernel README.md: ~20% more
+# throughput from fusing exactly these ops), so calibrate from a run of our stack (launch-report --calibrate).
 ELEMENTWISE_SCALE = 0.2
 
 
