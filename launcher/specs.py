@@ -94,7 +94,10 @@ class GpuSpec:
     mem_bandwidth_gb_s: float
     price_per_gpu_hour: float | None
     intra_node_gb_s: float
-    mfu: float | None = None  # fitted share of peak this GPU reaches in training (None: the default)
+    mfu: float | None = (
+        None  # share of peak this GPU reaches in training (None: launcher/throughput.py derives it)
+    )
+    matmul_tflops: float | None = None  # measured max achievable bf16 matmul rate (MAMF; None: not measured)
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,7 @@ def gpu_spec(d: dict[str, Any], price_override: float | None = None) -> GpuSpec:
         price_per_gpu_hour=None if price is None else float(price),
         intra_node_gb_s=_need(d, "intra_node_gb_s", float, w),
         mfu=float(d["mfu"]) if d.get("mfu") else None,
+        matmul_tflops=float(d["matmul_tflops"]) if d.get("matmul_tflops") else None,
     )
 
 
