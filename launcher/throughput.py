@@ -122,6 +122,26 @@ def attention_flops_factor(attention: str) -> float:
     return 2.0 if attention == "eager" else 1.0
 
 
+def masked_layers(m: ModelSpec, s: Setup) -> int:
+    """Decoder layers whose SDPA call gets an explicit attn_mask instead of is_causal, and so computes the
+    whole s x s square (a kernel given a mask cannot skip the causal half; PyTorch's flash kernel takes no
+    mask at all). transformers 5 masking_utils._ignore_causal_mask_sdpa passes is_causal only without
+    padding and, for a sliding-window layer, only while the sequence is shorter than the window; every layer
+    is masked when the batch is padded (tests/test_attention_mask.py checks both against transformers)."""
+    if s.attention == "eager" or s.padded:
+        return m.num_hidden_layers
+    if m.sliding_layers and s.seq_len >= m.sliding_window:
+        return m.sliding_layers
+    return 0
+
+
+def attention_flops(m: ModelSpec, s: Setup) -> float:
+    """Forward attention FLOPs per token, all layers: 2*s*q_dim per causal layer (forward_flops_per_token),
+    twice that per layer that computes the full square (eager, or SDPA with a mask: masked_layers)."""
+    per_layer = 2.0 * s.seq_len * m.q_dim
+    return per_layer * (m.num_hidden_layers + masked_layers(m, s))
+
+
 def train_flops_per_token(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
     """FLOPs per trained token, including recompute and DPO's reference pass.
 
@@ -131,8 +151,8 @@ def train_flops_per_token(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
     DPO adds one forward of the reference model on the same tokens (Rafailov et al. 2023; TRL DPOTrainer);
     precomputed reference log-probs cost that forward once, before training, which is the same FLOPs.
     """
-    mm, attn = forward_flops_per_token(m, p, s.seq_len)
-    attn *= attention_flops_factor(s.attention)
+    mm, _ = forward_flops_per_token(m, p, s.seq_len)
+    attn = attention_flops(m, s)
     if s.method == "full":
         flops = 3 * (mm + attn)
     else:

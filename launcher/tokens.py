@@ -403,7 +403,7 @@ def stats(counts: TokenCounts, seq_len: int) -> TokenStats:
     return out
 
 
-def _length_cdf(counts: TokenCounts, seq_len: int) -> tuple[list[int], list[float]]:
+def length_cdf(counts: TokenCounts, seq_len: int) -> tuple[list[int], list[float]]:
     """Sorted distinct (truncated) longest-sequence lengths of the kept rows and their cumulative shares."""
     key = ("cdf", seq_len)
     if key not in counts._memo:
@@ -426,7 +426,7 @@ def padded_length(counts: TokenCounts, micro_batch: int, seq_len: int) -> float:
     DataCollatorForLanguageModeling / DataCollatorForPreference, padding_side right). For a DPO pair both
     sequences share the padding. E[max of k draws] from the empirical distribution, with replacement:
     sum over sorted values x_i of x_i * (F(x_i)^k - F(x_(i-1))^k)."""
-    xs, cdf = _length_cdf(counts, seq_len)
+    xs, cdf = length_cdf(counts, seq_len)
     if not xs:
         return float(seq_len)
     k, prev, e = max(1, micro_batch), 0.0, 0.0
