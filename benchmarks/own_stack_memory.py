@@ -426,7 +426,11 @@ def summarize(rows: list[dict]) -> dict:
     errs = [abs(r["error_pct"]) for r in rows]
     if not errs:
         return {}
-    return {"n": len(errs), "median_abs_error_pct": statistics.median(errs), "max_abs_error_pct": max(errs)}
+    out = {"n": len(errs), "median_abs_error_pct": statistics.median(errs), "max_abs_error_pct": max(errs)}
+    for method in sorted({r["method"] for r in rows}):
+        e = [abs(r["error_pct"]) for r in rows if r["method"] == method]
+        out[method] = {"n": len(e), "median_abs_error_pct": statistics.median(e), "max_abs_error_pct": max(e)}
+    return out
 
 
 def save(rows: list[dict], extra: dict) -> None:
