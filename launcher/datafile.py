@@ -33,6 +33,7 @@ def inspect(d: dict[str, Any], model_path: str | None = None) -> dict[str, Any]:
         raise ConfigError(
             f"data.path={path!r} does not exist: give an existing JSONL/JSON file or a dataset name"
         )
+    d = _not_the_sample(d, p)
     fmt, tok = str(d.get("format")), tokenizer_dir(model_path)
     if d.get("tokens_per_sample") is not None and d.get("max_tokens") is not None:
         tok = None  # both lengths given: nothing to count
@@ -62,6 +63,21 @@ def inspect(d: dict[str, Any], model_path: str | None = None) -> dict[str, Any]:
         if out.get("max_tokens") is None:
             out["max_tokens"] = max(1, int(max(lengths) / CHARS_PER_TOKEN))
     return out
+
+
+def _not_the_sample(d: dict[str, Any], p: Path) -> dict[str, Any]:
+    """`data.path=your.jsonl` on the default data config: the sizes in conf/data/sample.yaml describe the
+    built-in arithmetic set, not the user's file, so the ones still at the sample's values are read from the
+    file instead (as `data=jsonl` does), and the run is named after the file rather than "sample"."""
+    if d.get("name") != "sample":
+        return d
+    from importlib import resources
+
+    import yaml
+
+    sample = yaml.safe_load(resources.files("conf").joinpath("data", "sample.yaml").read_text())
+    sizes = ("n_samples", "tokens_per_sample", "max_tokens")
+    return {**d, "name": p.stem, **{k: None for k in sizes if d.get(k) == sample.get(k)}}
 
 
 def _count(path: Path, fmt: str, tok: Path, rows: list) -> TokenCounts:

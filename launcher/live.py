@@ -84,6 +84,14 @@ def _clock(s: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def _ledger_cost(run_dir: Path, fallback: float) -> float:
+    """The cost actuals.json reports, so the bar's last figure equals the summary's actual cost."""
+    try:
+        return float(json.loads((run_dir / "actuals.json").read_text())["cost_usd"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return fallback
+
+
 def run_quiet(cmd: list[str], env: dict[str, str], run_dir: Path, max_steps: int, usd_per_s: float,
               console=None) -> int:  # fmt: skip
     """Run cmd with all output to run_dir/train.log; show marked lines and a progress bar. Returns the exit code."""
@@ -135,8 +143,11 @@ def run_quiet(cmd: list[str], env: dict[str, str], run_dir: Path, max_steps: int
                     first = now
                 step = now[0] if now else 0
                 el = time.monotonic() - t0
+                spent = el * usd_per_s
+                if done:  # the last frame shows what the run's own ledger charged (recipes/actuals.py)
+                    spent = _ledger_cost(run_dir, spent)
                 bar.update(task, completed=min(step, max_steps), elapsed=_clock(el),
-                           eta=_clock(eta_s(step, max_steps, first, now)), spent=f"${el * usd_per_s:,.4f}")  # fmt: skip
+                           eta=_clock(eta_s(step, max_steps, first, now)), spent=f"${spent:,.4f}")  # fmt: skip
                 if done:
                     break
                 time.sleep(0.25)

@@ -69,6 +69,9 @@ class Setup:
     dpo_reference: str = "adapter"  # adapter | model | precomputed
     quant_bits: float = NF4_BYTES * 8  # QLoRA base bits/param (4.5 without double quantization)
     attention: str = "sdpa"  # sdpa | eager
+    # The micro-batch carries padding, so transformers hands SDPA an explicit mask (launcher/workload.py
+    # Workload.masked); priced in launcher/throughput.py attention_flops.
+    padded: bool = False
     device_context: bool = True  # False for the CPU "device": no CUDA context, the process RSS instead
 
     @classmethod

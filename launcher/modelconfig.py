@@ -162,6 +162,7 @@ def facts(cfg: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
         out["qk_norm"] = "full"
     if mt == "phi3":
         out["fused_projections"] = True
+    out.update(_sliding(mt, cfg, out["num_hidden_layers"]))
     if mt in MOE:
         # transformers 5 names it num_local_experts everywhere (attribute_map keeps num_experts as an alias);
         # Hub config.json files of the Qwen/OLMoE families say num_experts.
@@ -185,6 +186,35 @@ def facts(cfg: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
         out["shared_expert_intermediate_size"] = get("shared_expert_intermediate_size", 0)
         out["shared_expert_gate"] = bool(out["shared_expert_intermediate_size"])
     return out
+
+
+def _sliding(mt: str, cfg: dict[str, Any], layers: int) -> dict[str, int]:
+    """Sliding-window attention as transformers 5 builds it from this config (its configuration_*.py defaults):
+    the window and how many layers use it. An explicit `layer_types` list wins; otherwise gemma2 alternates
+    (even layers local), gemma3 is local except every `sliding_window_pattern`-th (6), qwen2/qwen3 (and
+    qwen2_moe) with use_sliding_window slide from max_window_layers on, qwen3_moe on every layer, and
+    mistral/mixtral/phi3 on every layer when sliding_window is set (mistral's default is 4096 when the key is
+    absent; an explicit null turns it off). Other families have none. Checked against transformers' own
+    configs in tests/test_modelconfig.py."""
+    defaults = {"gemma2": 4096, "gemma3_text": 4096, "gemma3": 4096, "mistral": 4096}
+    window = cfg["sliding_window"] if "sliding_window" in cfg else defaults.get(mt)
+    if mt in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe") and not cfg.get("use_sliding_window"):
+        window = None
+    if not window or mt in ("llama", "olmoe"):
+        return {}
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        n = sum(t == "sliding_attention" for t in types)
+    elif mt == "gemma2":
+        n = (layers + 1) // 2
+    elif mt in ("gemma3", "gemma3_text"):
+        k = int(cfg.get("sliding_window_pattern") or 6)
+        n = sum(1 for i in range(layers) if (i + 1) % k)
+    elif mt in ("qwen2", "qwen3", "qwen2_moe"):
+        n = max(0, layers - int(cfg.get("max_window_layers", 28)))
+    else:
+        n = layers
+    return {"sliding_window": int(window), "sliding_layers": n} if n else {}
 
 
 def with_local_facts(model: dict[str, Any]) -> dict[str, Any]:
@@ -219,12 +249,47 @@ def default_name(path: str) -> str:
     return (p.rsplit("/", 1)[-1] or "model").lower()
 
 
+def _is_hub_id(value: str) -> bool:
+    from importlib import resources
+
+    if value.count("/") != 1 or "," in value or is_local(value) or value.startswith((HF_PREFIX, "builtin:")):
+        return False
+    return not resources.files("conf").joinpath("model", f"{value}.yaml").is_file()
+
+
+def _hub_id_to_model(repo_id: str) -> str:
+    """`model=Org/Name` -> hf:Org/Name when the local HF cache has it (the real config.json wins), else the
+    catalog entry whose path is that Hub id, else one line saying how to get it."""
+    from importlib import resources
+
+    if _snapshot(repo_id) is not None:
+        return HF_PREFIX + repo_id
+    for f in sorted(resources.files("conf").joinpath("model").iterdir(), key=lambda f: f.name):
+        if f.name.endswith(".yaml"):
+            for line in f.read_text().splitlines():
+                if (
+                    line.startswith("path:")
+                    and line.split(":", 1)[1].split("#")[0].strip().lower() == repo_id.lower()
+                ):
+                    return f.name.removesuffix(".yaml")
+    raise ConfigError(
+        f"model={repo_id}: not in the local Hugging Face cache ({hub_cache()}) and no catalog entry "
+        f"(conf/model/) has that Hub id: download it (huggingface-cli download {repo_id}) or give "
+        "model.path=/abs/model_dir"
+    )
+
+
 def rewrite_args(argv: list[str]) -> list[str]:
     """Command-line sugar: `model=hf:Org/Name` -> `model.path=hf:Org/Name`; a model.path naming the user's own
     model (local folder or hf:) also names the model after it unless model.name is given."""
     out, path = [], None
     for arg in argv:
         key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+") == "model" and _is_hub_id(value):
+            value = _hub_id_to_model(
+                value
+            )  # `model=Org/Name`, as Axolotl's base_model or from_pretrained take it
+            arg = f"model={value}"
         if eq and key.lstrip("+") == "model" and value.startswith(HF_PREFIX) and "," not in value:
             arg, key = f"model.path={value}", "model.path"
         bare = not (is_local(value) or value.startswith((HF_PREFIX, "builtin:")) or "," in value)

@@ -52,6 +52,10 @@ class ModelSpec:
     moe_intermediate_size: int = 0  # one expert's width (0: intermediate_size)
     shared_expert_intermediate_size: int = 0  # qwen2_moe's always-on shared expert (0: none)
     shared_expert_gate: bool = False  # qwen2_moe: sigmoid gate (hidden -> 1) on the shared expert
+    # Sliding-window attention (launcher/modelconfig.py _sliding): how many layers attend to at most
+    # sliding_window earlier tokens (0: none). Costs FLOPs in launcher/throughput.py.
+    sliding_window: int = 0
+    sliding_layers: int = 0
     dense_layers: tuple[
         int, ...
     ] = ()  # MoE models: layers with a dense MLP (mlp_only_layers, decoder_sparse_step)
@@ -90,7 +94,10 @@ class GpuSpec:
     mem_bandwidth_gb_s: float
     price_per_gpu_hour: float | None
     intra_node_gb_s: float
-    mfu: float | None = None  # fitted share of peak this GPU reaches in training (None: the default)
+    mfu: float | None = (
+        None  # share of peak this GPU reaches in training (None: launcher/throughput.py derives it)
+    )
+    matmul_tflops: float | None = None  # measured max achievable bf16 matmul rate (MAMF; None: not measured)
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,8 @@ def model_spec(d: dict[str, Any]) -> ModelSpec:
         fused_projections=bool(d.get("fused_projections", False)),
         attention_out_bias=bool(d.get("attention_out_bias", False)),
         mlp_bias=bool(d.get("mlp_bias", False)),
+        sliding_window=_count(d, "sliding_window"),
+        sliding_layers=_count(d, "sliding_layers"),
         num_experts=_count(d, "num_experts"),
         experts_per_token=_count(d, "experts_per_token"),
         moe_intermediate_size=_count(d, "moe_intermediate_size"),
@@ -270,6 +279,7 @@ def gpu_spec(d: dict[str, Any], price_override: float | None = None) -> GpuSpec:
         price_per_gpu_hour=None if price is None else float(price),
         intra_node_gb_s=_need(d, "intra_node_gb_s", float, w),
         mfu=float(d["mfu"]) if d.get("mfu") else None,
+        matmul_tflops=float(d["matmul_tflops"]) if d.get("matmul_tflops") else None,
     )
 
 
@@ -382,6 +392,14 @@ def _opt_int(cfg: dict[str, Any], key: str, lo: int, hi: int | None = None) -> i
     return v
 
 
+def _job_name(cfg: dict[str, Any], model: str, data: str) -> str:
+    """conf/config.yaml's ${model.name}-${data.name} after the data file renamed the set (launcher/datafile.py:
+    a file given on the sample config), unless the user named the job."""
+    name = str(cfg.get("job_name") or "")
+    default = f"{cfg['model'].get('name')}-{cfg['data'].get('name')}"
+    return f"{model}-{data}" if not name or name == default else name
+
+
 def job_from_config(cfg: dict[str, Any]) -> Job:
     """The resolved Hydra config (as a plain dict) -> Job. Raises ConfigError with one line."""
     from launcher.datafile import inspect
@@ -484,7 +502,7 @@ def job_from_config(cfg: dict[str, Any]) -> Job:
         attention = "eager"
 
     return Job(
-        job_name=str(cfg.get("job_name") or f"{model.name}-{data.name}"),
+        job_name=_job_name(cfg, model.name, data.name),
         attention=attention,
         model=model,
         data=data,

@@ -24,16 +24,23 @@ class Efficiency:
     comm_overlap: float  # share of ZeRO/DDP communication hidden behind compute
 
 
-# GPUs: A100 and H100/H200 carry their own mfu (conf/gpu/*.yaml), fitted to the throughput rows of
-# benchmarks/data/published_cases.csv by benchmarks/forecast_accuracy.py --fit
-# (benchmarks/results/forecast_accuracy.json): 0.54 and 0.48. GPUs without published runs get 0.45,
-# a little under both (assumption until calibrated from actuals).
+# GPUs: mfu = (measured max achievable bf16 matmul rate / datasheet peak) x STACK_MATMUL_EFFICIENCY.
+# The first factor is hardware physics, measured per GPU by matmul benchmarks, not fitted to training runs:
+# conf/gpu/*.yaml `matmul_tflops` (MAMF, stas00/ml-engineering compute/accelerator/README.md "Maximum
+# Achievable Matmul FLOPS comparison table", commit b9e2972). A GPU nobody measured gets
+# UNMEASURED_MATMUL_FRACTION, the median of that table's NVIDIA bf16 rows (A100 SXM 0.869 ... GB200 0.729).
+UNMEASURED_MATMUL_FRACTION = 0.80
+# The second is what a training stack's real (smaller, odd-shaped, fwd+bwd) matmuls reach of MAMF: ONE value
+# shared by every GPU family, fitted to all published runs by benchmarks/forecast_accuracy.py --fit
+# (benchmarks/results/forecast_accuracy.json; checked leave-one-source-out there).
+STACK_MATMUL_EFFICIENCY = 0.68
 # bandwidth 0.7: typical achieved/peak HBM bandwidth of streaming kernels (assumption, not measured here).
-# comm_overlap 0.5: DeepSpeed overlap_comm hides part of the collectives (assumption, not measured here).
-GPU_EFFICIENCY = Efficiency(mfu=0.45, bandwidth=0.7, comm_overlap=0.5)
-# The CPU "device": conf/gpu/cpu.yaml's peak is a measured matmul rate (benchmarks/cpu_peak.py). A small model's
-# step on it is Python + kernel dispatch, not FLOPs: CPU_LAYER_PASS_FLOPS / CPU_MICRO_STEP_FLOPS below. mfu 0.5
-# (assumption) is what training-size matmuls reach of the 1024^2 matmul rate.
+# comm_overlap 1.0: ZeRO-3/FSDP prefetch the next layer's gather during this layer's compute and DDP/ZeRO-2
+# reduce buckets during backward (DeepSpeed overlap_comm; PyTorch FSDP backward_prefetch), so communication
+# costs time only where it outlasts the compute (exposed_comm_s) -- what the 64-GPU MPT-70B run shows.
+GPU_EFFICIENCY = Efficiency(
+    mfu=UNMEASURED_MATMUL_FRACTION * STACK_MATMUL_EFFICIENCY, bandwidth=0.7, comm_overlap=1.0
+)
 CPU_EFFICIENCY = Efficiency(mfu=0.5, bandwidth=0.5, comm_overlap=0.0)
 # Eager dispatch per decoder layer per pass, and per micro-step outside the layers (embedding, head, loss,
 # autograd), measured by benchmarks/cpu_peak.py (benchmarks/results/cpu_peak.json layer_pass_s,
@@ -51,9 +58,10 @@ CPU_ADAM_PARAMS_PER_S = 1.0e9
 PCIE_GB_S = 20.0  # effective host<->device copy bandwidth, PCIe Gen4 x16 (assumption)
 
 
-# Fixed cost per decoder layer per pass: kernel launches and Python dispatch of an eager HF layer (~100
-# kernels). Dominates when a micro-step holds few tokens (Qwen-7B at seq 256, published_cases.csv row 30);
-# fitted jointly with the mfu values by benchmarks/forecast_accuracy.py --fit (results/forecast_accuracy.json).
+# Fixed cost per decoder layer per pass: kernel launches and Python dispatch of an eager HF layer, ~100 ops
+# (norms, RoPE, projections, PEFT's dropout/A/B/scale/add per adapted linear) at ~10 us each (assumption from
+# the op count, no longer fitted). Dominates when a micro-step holds few tokens (Qwen-7B at seq 256,
+# benchmarks/data/published_cases.csv row 30, which it reproduces within 6% out of sample).
 LAYER_PASS_OVERHEAD_S = 1.0e-3
 
 
@@ -61,7 +69,41 @@ LAYER_PASS_OVERHEAD_S = 1.0e-3
 def efficiency_for(gpu: GpuSpec) -> Efficiency:
     if gpu.name == "cpu":
         return CPU_EFFICIENCY
-    return replace(GPU_EFFICIENCY, mfu=gpu.mfu) if gpu.mfu else GPU_EFFICIENCY
+    if gpu.mfu:  # a measured override (calibration from own runs)
+        return replace(GPU_EFFICIENCY, mfu=gpu.mfu)
+    frac = gpu.matmul_tflops / gpu.bf16_tflops if gpu.matmul_tflops else UNMEASURED_MATMUL_FRACTION
+    return replace(GPU_EFFICIENCY, mfu=frac * STACK_MATMUL_EFFICIENCY)
+
+
+# Bandwidth-bound kernels between the matmuls (eager PyTorch: one kernel per op, each reading and writing its
+# whole tensor). Bytes per token per layer, forward, counted op by op in transformers' modeling_llama.py
+# (bf16 = 2 bytes, fp32 = 4): RMSNorm upcasts to fp32 and runs ~6 kernels, 36 bytes per hidden element;
+# RoPE on q and k ~20 bytes per element; residual adds 6 each; SDPA reads q, k, v and writes o (2 each);
+# SwiGLU act + mul 10 bytes per intermediate element. GPT-style blocks (mlp: standard) use PyTorch's fused
+# LayerNorm (4 bytes per element), GELU (4 per intermediate element) and no RoPE.
+# Backward reads inputs and output grads and writes input grads: ~2x the forward traffic (assumption).
+# This is why a 1.8B model or an H100 (3x A100's FLOPs, 1.6x its bandwidth) reaches a lower MFU.
+def elementwise_bytes_per_token_layer(m: ModelSpec) -> float:
+    h, f, q, kv = m.hidden_size, m.intermediate_size, m.q_dim, m.kv_dim
+    if m.mlp == "standard":
+        norm, rope, act = 4.0 * h * m.norms_per_layer, 0.0, 4.0 * f
+    else:
+        norm, rope, act = 36.0 * h * m.norms_per_layer, 20.0 * (q + kv), 10.0 * f
+    return norm + rope + act + 2 * 6.0 * h + 2.0 * (2 * q + 2 * kv)
+
+
+# ELEMENTWISE_SCALE: the share of that eager op-counted traffic the published stacks actually pay, fitted with
+# STACK_MATMUL_EFFICIENCY by benchmarks/forecast_accuracy.py --fit (results/forecast_accuracy.json). It comes
+# out small (0.2): Composer, lit-gpt/TinyLlama, torchtune (torch.compile) and Qwen's scripts fuse norms, RoPE,
+# activations and the loss. Fully eager HF layers pay ~1x (linkedin/Liger-Kernel README.md: ~20% more
+# throughput from fusing exactly these ops), so calibrate from a run of our stack (launch-report --calibrate).
+ELEMENTWISE_SCALE = 0.2
+
+
+# The loss over the vocabulary: bf16 logits written, upcast to fp32, log-softmax, its gradient and the
+# bf16 cast back (transformers loss_utils.ForCausalLMLoss: logits.float() then cross_entropy): ~30 bytes
+# per vocab entry per token, forward and backward together.
+LOSS_BYTES_PER_VOCAB = 30.0
 
 
 def forward_flops_per_token(m: ModelSpec, p: ParamCounts, seq_len: int) -> tuple[float, float]:
@@ -80,6 +122,26 @@ def attention_flops_factor(attention: str) -> float:
     return 2.0 if attention == "eager" else 1.0
 
 
+def masked_layers(m: ModelSpec, s: Setup) -> int:
+    """Decoder layers whose SDPA call gets an explicit attn_mask instead of is_causal, and so computes the
+    whole s x s square (a kernel given a mask cannot skip the causal half; PyTorch's flash kernel takes no
+    mask at all). transformers 5 masking_utils._ignore_causal_mask_sdpa passes is_causal only without
+    padding and, for a sliding-window layer, only while the sequence is shorter than the window; every layer
+    is masked when the batch is padded (tests/test_attention_mask.py checks both against transformers)."""
+    if s.attention == "eager" or s.padded:
+        return m.num_hidden_layers
+    if m.sliding_layers and s.seq_len >= m.sliding_window:
+        return m.sliding_layers
+    return 0
+
+
+def attention_flops(m: ModelSpec, s: Setup) -> float:
+    """Forward attention FLOPs per token, all layers: 2*s*q_dim per causal layer (forward_flops_per_token),
+    twice that per layer that computes the full square (eager, or SDPA with a mask: masked_layers)."""
+    per_layer = 2.0 * s.seq_len * m.q_dim
+    return per_layer * (m.num_hidden_layers + masked_layers(m, s))
+
+
 def train_flops_per_token(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
     """FLOPs per trained token, including recompute and DPO's reference pass.
 
@@ -89,8 +151,8 @@ def train_flops_per_token(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
     DPO adds one forward of the reference model on the same tokens (Rafailov et al. 2023; TRL DPOTrainer);
     precomputed reference log-probs cost that forward once, before training, which is the same FLOPs.
     """
-    mm, attn = forward_flops_per_token(m, p, s.seq_len)
-    attn *= attention_flops_factor(s.attention)
+    mm, _ = forward_flops_per_token(m, p, s.seq_len)
+    attn = attention_flops(m, s)
     if s.method == "full":
         flops = 3 * (mm + attn)
     else:
@@ -111,10 +173,11 @@ class StepTime:
     comm: float  # exposed (not overlapped) communication
     offload: float
     optimizer: float  # optimizer update, amortized over gradient accumulation
+    elementwise: float = 0.0  # bandwidth-bound kernels between the matmuls (norms, RoPE, activations, loss)
 
     @property
     def total(self) -> float:
-        return self.compute + self.dequant + self.comm + self.offload + self.optimizer
+        return self.compute + self.dequant + self.comm + self.offload + self.optimizer + self.elementwise
 
 
 # Collective latency per ring step (alpha of the alpha-beta model, Thakur et al. 2005 "Optimization of
@@ -165,8 +228,12 @@ def step_time(
     passes = 2 + int(s.grad_ckpt) + int(s.objective == "dpo")
     weight_bytes = 2.0 * p.total
     compute = max(train_flops_per_token(m, p, s) * tokens / (peak * eff.mfu), passes * weight_bytes / bw)
+    elementwise = 0.0
     if gpu.name != "cpu":
         compute += passes * m.num_hidden_layers * LAYER_PASS_OVERHEAD_S
+        # forward 1x, backward 2x, recompute and DPO's reference pass 1x each
+        layer_bytes = (passes + 1) * m.num_hidden_layers * elementwise_bytes_per_token_layer(m)
+        elementwise = ELEMENTWISE_SCALE * tokens * (layer_bytes + LOSS_BYTES_PER_VOCAB * m.vocab_size) / bw
     else:
         compute += (passes * m.num_hidden_layers * CPU_LAYER_PASS_FLOPS + CPU_MICRO_STEP_FLOPS) / peak
     dequant = (
@@ -206,7 +273,7 @@ def step_time(
     comm_raw = comm_bytes / (_link_gb_s(gpu, cluster, nodes) * 1e9) if comm_bytes else 0.0
     # Latency: a ring collective over n ranks takes n - 1 steps, each paying one hop's latency.
     comm_raw += calls * (n - 1) * (INTER_NODE_LATENCY_S if nodes > 1 else INTRA_NODE_LATENCY_S)
-    comm = exposed_comm_s(comm_raw, compute, eff.comm_overlap)
+    comm = exposed_comm_s(comm_raw, compute + elementwise, eff.comm_overlap)
 
     # Offload: CPU Adam on this rank's shard + grads down / params up over PCIe, once per optimizer step;
     # parameter offload streams each pass's shard up from host memory every micro-step.
@@ -224,7 +291,8 @@ def step_time(
     if not s.offload_optimizer:
         optimizer = 32.0 * trainable / (n if s.zero >= 1 else 1) / bw / grad_accum
 
-    return StepTime(compute=compute, dequant=dequant, comm=comm, offload=offload, optimizer=optimizer)
+    return StepTime(compute=compute, dequant=dequant, comm=comm, offload=offload, optimizer=optimizer,
+                    elementwise=elementwise)  # fmt: skip
 
 
 def tokens_per_s_per_gpu(st: StepTime, s: Setup) -> float:

@@ -210,6 +210,8 @@ RULES: dict[str, Rule] = {
     "model.attention_out_bias": BOOL,
     "model.mlp_bias": BOOL,
     "model.num_experts": _int(0),  # 0: dense
+    "model.sliding_window": _int(0),  # 0: no sliding-window layers
+    "model.sliding_layers": _int(0),
     "model.experts_per_token": _int(0),
     "model.moe_intermediate_size": _int(0),
     "model.shared_expert_intermediate_size": _int(0),

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from launcher.specs import Job
-from launcher.tokens import TokenCounts, TokenStats, padded_length, stats
+from launcher.tokens import TokenCounts, TokenStats, length_cdf, padded_length, stats
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,17 @@ class Workload:
             self._pad[micro_batch] = padded_length(self.counts, micro_batch, self.seq_len)
         pad = self._pad[micro_batch]
         return pad, self.tokens_per_row / (self.sequences * pad)
+
+    def padded(self, micro_batch: int) -> bool:
+        """Does a micro-step carry padding (an attention mask)? Not when packing (TRL passes position_ids and
+        no mask) nor for one unpaired sequence; a DPO pair is one padded batch of chosen and rejected. With
+        counted lengths, only when the rows' (truncated) lengths differ; estimated lengths are assumed to."""
+        if self.packing or self.sequences * micro_batch <= 1:
+            return False
+        if self.counts is None:
+            return True
+        xs, _ = length_cdf(self.counts, self.seq_len)
+        return len(xs) > 1 or self.sequences > 1
 
 
 def of(job: Job, objective: str) -> Workload:
@@ -72,7 +83,9 @@ def describe(wl: Workload, micro_batch: int) -> dict:
     out: dict = {"source": "counted" if wl.counted else "estimated", "rows": wl.rows, "seq_len": wl.seq_len}
     pad, useful = wl.speed(micro_batch)
     out.update(tokens_per_row=round(wl.tokens_per_row, 1), packing=wl.packing, padded_len=round(pad, 1))
-    out["padding_share"] = round(1 - useful, 4)  # of processed tokens, padding (or unfilled packed rows)
+    out["padding_share"] = max(
+        0.0, round(1 - useful, 4)
+    )  # of processed tokens, padding (or unfilled packed rows)
     if wl.stats is not None:
         s = wl.stats
         out.update(

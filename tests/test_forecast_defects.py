@@ -65,7 +65,8 @@ def test_comm_overlap_is_a_share_of_communication():
     slow = replace(CLOUD, inter_node_gb_s=DEFAULT_INTER_NODE_GB_S)
     raw = step_time(M, P, setup(), H100, slow, 8, NO_OVERLAP).comm
     st1 = step_time(M, P, setup(), H100, slow, 8, full)
-    assert st1.comm == pytest.approx(max(0.0, raw - st1.compute))
+    # every GPU kernel of the micro-step (matmuls and the bandwidth-bound ones between them) hides collectives
+    assert st1.comm == pytest.approx(max(0.0, raw - st1.compute - st1.elementwise))
 
 
 def test_throughput_uses_the_setups_quant_bits():

@@ -22,6 +22,8 @@ CHILD = textwrap.dedent(
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": step, "loss": 1.0 / step, "time": time.time()}) + "\\n")
         time.sleep(0.3)
+    if sys.argv[2] == "0":  # the recipe's ledger charges from its own start (recipes/actuals.py)
+        (run / "actuals.json").write_text(json.dumps({"cost_usd": 0.1234}))
     if sys.argv[2] == "2":
         print("[ftlaunch] error: data.jsonl line 3: no 'text' field", file=sys.stderr, flush=True)
     if sys.argv[2] == "3":
@@ -46,6 +48,7 @@ def test_quiet_shows_our_lines_and_progress_logs_everything(tmp_path, capsys):
     assert rc == 0
     assert "training demo: lora sft" in shown and "[ftlaunch]" not in shown
     assert "3/3" in shown and "spent $" in shown and "ETA" in shown
+    assert shown.rstrip().splitlines()[-1].endswith("spent $0.1234")  # the last frame: the ledger's cost
     for noise in ("Map:", "examples/s", "FutureWarning"):
         assert noise not in shown, noise
         assert noise in log, noise

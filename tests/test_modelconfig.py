@@ -220,8 +220,8 @@ def test_bad_model_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
 
 
 def test_catalog_names_still_refused_when_unknown(tmp_path):
-    r = run_launch("model=Qwen/Qwen2.5-7B", "+budget=5", "dry_run=true", cwd=tmp_path)
-    assert r.returncode == 2 and "model=hf:Org/Name" in r.stderr
+    r = run_launch("model=no-such-model", "+budget=5", "dry_run=true", cwd=tmp_path)
+    assert r.returncode == 2 and "model=hf:Org/Name" in r.stderr and r.stderr.count("\n") == 1
 
 
 # ------------------------------------------------------------------------------------ tiny models that train
@@ -406,3 +406,53 @@ def test_qlora_leaves_stacked_experts_bf16(tmp_path):
                   and "embed" not in n and "lm_head" not in n)  # fmt: skip
     assert stacked == p.experts and p.experts > 0
     assert all(kinds[n] == "Params4bit" for n in kinds if n.endswith("_proj.weight"))
+
+
+SLIDING = [(k, *REAL[k]) for k in sorted(REAL)] + [
+    ("mistral v0.1 (no key: 4096)", "mistral", {k: v for k, v in REAL["mistral-7b"][1].items() if k != "sliding_window"}),
+    ("qwen2 windowed", "qwen2", dict(REAL["qwen2.5-7b"][1], use_sliding_window=True, sliding_window=4096, max_window_layers=20)),
+    ("qwen3_moe windowed", "qwen3_moe", dict(REAL["qwen3-30b-a3b"][1], use_sliding_window=True, sliding_window=2048)),
+    ("gemma3 pattern 4", "gemma3_text", dict(REAL["gemma-3-12b"][1]["text_config"], sliding_window_pattern=4)),
+    ("mixtral windowed", "mixtral", dict(REAL["mixtral-8x7b"][1], sliding_window=4096)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "model_type", "kw"), SLIDING, ids=[s[0] for s in SLIDING])
+def test_sliding_window_layers_are_the_ones_transformers_builds(what, model_type, kw):
+    """From a Hub-style config.json (no layer_types written), the planner's sliding window and count of sliding
+    layers equal transformers' config: its layer_types where the family has them, else every layer when
+    sliding_window is set (mistral, mixtral, phi3, qwen3_moe mask every layer with it)."""
+    cfg = hf_config(model_type, kw)
+    cfg = cfg.text_config if model_type == "gemma3" else cfg
+    types = getattr(cfg, "layer_types", None)
+    window = getattr(cfg, "sliding_window", None) or 0
+    if types is not None:
+        want = sum(t == "sliding_attention" for t in types)
+    else:
+        want = cfg.num_hidden_layers if window else 0
+    f = facts({"model_type": model_type, **kw})
+    assert (f.get("sliding_layers", 0), f.get("sliding_window", 0)) == (want, window if want else 0)
+
+
+def test_a_bare_hub_id_plans_the_cached_model_else_the_catalog_entry_else_says_how(tmp_path):
+    """`launch model=Qwen/Qwen2.5-7B`, as from_pretrained or Axolotl's base_model take it: the cached
+    snapshot's own config.json when the HF cache has it, else the catalog entry with that Hub id, else one line
+    and exit 2 with nothing written."""
+    snap = hub_config_json(fake_hub_cache(tmp_path / "hub", "Qwen/Qwen3-30B-A3B", None), "qwen3-30b-a3b")
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub")}
+    args = ("cluster=cloud", "+budget=5000", "dry_run=true")
+    for model, name, path in [
+        ("Qwen/Qwen3-30B-A3B", "qwen3-30b-a3b", str(snap)),  # cached: its folder
+        ("Qwen/Qwen2.5-7B", "qwen2.5-7b", "Qwen/Qwen2.5-7B"),  # not cached: the catalog entry
+    ]:
+        work = tmp_path / name
+        work.mkdir()
+        r = run_launch(f"model={model}", *args, cwd=work, env=env)
+        assert r.returncode == 0, r.stderr
+        (plan,) = [json.loads(p.read_text()) for p in work.glob("runs/*/plan.json")]
+        assert (plan["model"]["name"], plan["model"]["path"]) == (name, path)
+    work = tmp_path / "missing"
+    work.mkdir()
+    r = run_launch("model=Qwen/NotDownloaded-9B", *args, cwd=work, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "huggingface-cli download Qwen/NotDownloaded-9B" in r.stderr and not list(work.iterdir())

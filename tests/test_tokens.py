@@ -226,3 +226,21 @@ def test_templates_with_generation_blocks_render_their_body():
     msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "4"}]
     kw = dict(messages=msgs, eos_token="</s>", add_generation_prompt=False)
     assert marked.render(**kw) == plain.render(**kw) == "<|user|>\nhi</s>\n<|assistant|>\n4</s>\n"
+
+
+def test_a_file_given_on_the_default_data_config_is_read_not_planned_as_the_sample(tok_dir, tmp_path):
+    """`data.path=mine.jsonl` without `data=jsonl`: the sample's 512 rows of 24 tokens describe the built-in
+    set, so they must not be planned for the user's file; the job is named after the file."""
+    rows = [{"instruction": f"what is 2+{i}?", "output": f"it is {i + 2}. " * (1 + i % 5)} for i in range(77)]
+    f = write_jsonl(tmp_path / "mine.jsonl", rows)
+    env = {"FTLAUNCH_CACHE": os.environ["FTLAUNCH_CACHE"]}
+    r = run_launch(
+        f"model.path={tok_dir}", f"data.path={f}", "+budget=5", "dry_run=true", cwd=tmp_path, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    (plan_path,) = tmp_path.glob("runs/*/plan.json")
+    plan = read_plan(plan_path)
+    counts = tokens.count_file(f, "alpaca", tok_dir)
+    assert plan.data.n_samples == 77 and plan.data.name == "mine"
+    assert plan.forecast.tokens_total == pytest.approx(sum(counts.totals))
+    assert plan_path.parent.name.startswith("model-mine")
