@@ -106,7 +106,9 @@ def hf_config(arch: dict, layers: int):
     if t in MOE_TYPES:
         kw["num_experts_per_tok"] = arch["experts_per_token"]
         kw["num_local_experts" if t == "mixtral" else "num_experts"] = arch["num_experts"]
-        kw["output_router_logits"] = False  # the recipe trains without the auxiliary load-balancing loss
+        kw["output_router_logits"] = (
+            False  # as in the three config.json files; the recipe leaves it (no aux loss)
+        )
         if t == "mixtral":
             kw["sliding_window"] = None
         if t == "qwen3_moe":
