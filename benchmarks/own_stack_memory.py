@@ -1,7 +1,8 @@
 """Peak memory of OUR training stack at real model sizes, without a GPU: the ground truth for launcher/memory.py.
 
-    nice -n 10 python benchmarks/own_stack_memory.py            # all configurations (~1 min each on 2 cores)
+    nice -n 10 python benchmarks/own_stack_memory.py            # all configurations not yet in the results
     python benchmarks/own_stack_memory.py --only llama-3-8b     # a subset; --list shows them
+    python benchmarks/own_stack_memory.py --fresh --exclude qlora  # re-measure the fake-tensor ones (~20 min)
 
 Each configuration builds the model the way recipes/train.py does on a GPU (precision policy: LoRA base bf16 with
 fp32 adapters via PEFT, full FT fp32 weights + bf16 autocast; SDPA attention; TRL's fused LM head, which is how
@@ -14,9 +15,12 @@ so each configuration is measured at full width with 2 and 4 layers and extrapol
 
 Results append to benchmarks/results/own_stack_memory.json (one row per configuration, written as each ends),
 beside launcher/memory.py's `allocated` figure for the same setup. Caveats (../shared/FINDINGS.md): bitsandbytes
-cannot run on fake tensors (QLoRA is not in this benchmark); two CPU fallbacks whose memory differs from the
-GPU kernels are swapped for the GPU behaviour (_gpu_kernels: dropout mask, TRL's fused-head tiles); CUDA context, cuBLAS workspaces and allocator fragmentation are not tensors and
-are not in `allocated` either.
+cannot run on fake tensors, so QLoRA configurations run for real on CPU at 1 and 2 layers (own_stack_qlora.py,
+same MemTracker accounting); two CPU fallbacks whose memory differs from the GPU kernels are swapped for the GPU
+behaviour (_gpu_kernels: dropout mask, TRL's fused-head tiles); CUDA context, cuBLAS workspaces and allocator
+fragmentation are not tensors and are not in `allocated` either. MoE architectures run transformers' grouped_mm
+experts with PEFT's LoRA on the stacked expert tensors (no dropout: PEFT's ParamWrapper refuses it); MoE full
+fine-tuning cannot run here (grouped_mm takes bf16 only, the recipe's fp32 master weights reach it unautocast).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from launcher.memory import GiB, Setup, peak_memory  # noqa: E402
-from launcher.params import count_params  # noqa: E402
+from launcher.params import count_params, lora_uses_parameter_targets  # noqa: E402
 from launcher.specs import model_spec  # noqa: E402
 
 RESULTS = HERE / "results" / "own_stack_memory.json"
@@ -42,16 +46,29 @@ MODEL_TYPES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "gemma-
 # transformers 5.24 refuses SDPA for Gemma-2 ("does not support an attention implementation through
 # scaled_dot_product_attention"): the recipe (and this benchmark) must run it with eager attention.
 EAGER_ONLY = ("gemma2",)
+# MoE families: every expert resident as stacked 3-D tensors (transformers 5), routed with grouped_mm (the default
+# experts implementation on SM80+ GPUs, transformers/integrations/moe.py).
+MOE_TYPES = ("olmoe", "qwen3_moe", "mixtral")
 MEASURED_LAYERS = (2, 4)
 LORA_DROPOUT = 0.05  # conf/method/lora.yaml
 DEBUG = False
 
 
 def model_type(name: str) -> str:
+    conf = HERE.parent / "conf" / "model" / f"{name}.yaml"
+    t = load_conf(name).get("model_type") if conf.exists() else None
+    if t in MOE_TYPES:
+        return t
     for prefix, t in MODEL_TYPES.items():
         if name.startswith(prefix):
             return t
     raise ValueError(f"no transformers model_type known for {name}")
+
+
+def lora_dropout(arch: dict) -> float:
+    """PEFT's ParamWrapper (LoRA on stacked expert tensors) refuses dropout, so the planner plans MoE LoRA without
+    it (launcher/specs.py job_from_config) and the recipe trains without it."""
+    return 0.0 if lora_uses_parameter_targets(model_spec(arch), "all-linear") else LORA_DROPOUT
 
 
 def attention(arch: dict) -> str:
@@ -86,6 +103,17 @@ def hf_config(arch: dict, layers: int):
         kw["sliding_window"] = None if t != "gemma2" else 4096
     if t == "qwen2":
         kw["use_sliding_window"] = False
+    if t in MOE_TYPES:
+        kw["num_experts_per_tok"] = arch["experts_per_token"]
+        kw["num_local_experts" if t == "mixtral" else "num_experts"] = arch["num_experts"]
+        kw["output_router_logits"] = (
+            False  # as in the three config.json files; the recipe leaves it (no aux loss)
+        )
+        if t == "mixtral":
+            kw["sliding_window"] = None
+        if t == "qwen3_moe":
+            kw["moe_intermediate_size"] = arch["moe_intermediate_size"]
+            kw["decoder_sparse_step"], kw["mlp_only_layers"] = 1, []
     cfg = AutoConfig.for_model(t, **kw)
     cfg.use_cache = False
     return cfg
@@ -215,7 +243,7 @@ def measure(arch: dict, layers: int, method: str, objective: str, seq: int, mb: 
             lora = LoraConfig(
                 r=16,
                 lora_alpha=32,
-                lora_dropout=LORA_DROPOUT,
+                lora_dropout=lora_dropout(arch),
                 target_modules="all-linear",
                 task_type="CAUSAL_LM",
             )
@@ -310,6 +338,25 @@ CONFIGS: list[tuple[str, str, str, int, int, bool]] = [
     ("llama-2-7b", "lora", "dpo", 512, 4, False),
     ("llama-3.1-8b", "lora", "sft", 8192, 2, True),
     ("mistral-7b", "lora", "sft", 512, 8, True),
+    # QLoRA: real tensors on CPU at 1 and 2 layers (minutes each; own_stack_qlora.py)
+    ("llama-3-8b", "qlora", "sft", 1024, 1, True),
+    ("llama-3-8b", "qlora", "sft", 512, 2, False),
+    ("qwen2.5-7b", "qlora", "sft", 1024, 1, True),
+    ("mistral-7b", "qlora", "dpo", 512, 1, True),
+    ("phi-3-mini", "qlora", "sft", 2048, 1, True),
+    ("qwen2.5-0.5b", "qlora", "sft", 2048, 4, False),
+    ("olmoe-1b-7b", "qlora", "sft", 1024, 1, True),
+    # MoE: PEFT puts LoRA on the stacked expert tensors (no dropout), grouped_mm routing
+    ("olmoe-1b-7b", "lora", "sft", 2048, 1, True),
+    ("olmoe-1b-7b", "lora", "sft", 1024, 4, False),
+    ("olmoe-1b-7b", "lora", "dpo", 1024, 2, True),
+    # Full FT of an MoE is not here: fp32 master weights reach grouped_mm unautocast (transformers casts the input to
+    # the weight's dtype) and torch's grouped_mm takes bf16 only ("Expected inputs of BF16 type"), on fake tensors.
+    ("qwen3-30b-a3b", "lora", "sft", 2048, 1, True),
+    ("qwen3-30b-a3b", "lora", "sft", 4096, 2, True),
+    ("qwen3-30b-a3b", "lora", "sft", 1024, 1, False),
+    ("mixtral-8x7b", "lora", "sft", 2048, 1, True),
+    ("mixtral-8x7b", "lora", "sft", 1024, 1, False),
 ]
 
 
@@ -334,7 +381,7 @@ def key(c: tuple) -> str:
 def predicted(arch: dict, method: str, objective: str, seq: int, mb: int, ckpt: bool) -> float:
     m = model_spec(arch)
     s = Setup(method=method, objective=objective, n_gpus=1, zero=0, offload_optimizer=False, offload_params=False,
-              micro_batch=mb, seq_len=seq, grad_ckpt=ckpt, lora_dropout=LORA_DROPOUT, attention=attention(arch))  # fmt: skip
+              micro_batch=mb, seq_len=seq, grad_ckpt=ckpt, lora_dropout=lora_dropout(arch), attention=attention(arch))  # fmt: skip
     return peak_memory(m, count_params(m), s).allocated
 
 
@@ -342,11 +389,19 @@ def run_one(c: tuple) -> dict:
     name, method, objective, seq, mb, ckpt = c
     arch = load_conf(name)
     t = time.perf_counter()
-    lo, hi = (measure(arch, n, method, objective, seq, mb, ckpt) for n in MEASURED_LAYERS)
-    per_layer = (hi["peak"] - lo["peak"]) / (MEASURED_LAYERS[1] - MEASURED_LAYERS[0])
+    if method == "qlora":  # bitsandbytes cannot run on fake tensors: real tensors on CPU (own_stack_qlora.py)
+        import own_stack_qlora
+
+        layers = own_stack_qlora.LAYERS
+        lo, hi = (
+            own_stack_qlora.measure(arch, n, objective, seq, mb, ckpt, lora_dropout(arch)) for n in layers
+        )
+    else:
+        layers = MEASURED_LAYERS
+        lo, hi = (measure(arch, n, method, objective, seq, mb, ckpt) for n in layers)
+    per_layer = (hi["peak"] - lo["peak"]) / (layers[1] - layers[0])
     L = arch["num_hidden_layers"]
-    cpu_peak = lo["peak"] + (L - MEASURED_LAYERS[0]) * per_layer
-    measured = cpu_peak
+    measured = lo["peak"] + (L - layers[0]) * per_layer
     pred = predicted(arch, method, objective, seq, mb, ckpt)
     return {
         "config": key(c),
@@ -357,8 +412,10 @@ def run_one(c: tuple) -> dict:
         "micro_batch": mb,
         "grad_ckpt": ckpt,
         "layers": L,
-        "peak_2_layers_gib": lo["peak"] / GiB,
-        "peak_4_layers_gib": hi["peak"] / GiB,
+        "measured_layers": list(layers),
+        "tensors": "real (CPU)" if method == "qlora" else "fake",
+        "peak_lo_layers_gib": lo["peak"] / GiB,
+        "peak_hi_layers_gib": hi["peak"] / GiB,
         "per_layer_gib": per_layer / GiB,
         "measured_gib": measured / GiB,
         "predicted_allocated_gib": pred / GiB,
@@ -371,7 +428,11 @@ def summarize(rows: list[dict]) -> dict:
     errs = [abs(r["error_pct"]) for r in rows]
     if not errs:
         return {}
-    return {"n": len(errs), "median_abs_error_pct": statistics.median(errs), "max_abs_error_pct": max(errs)}
+    out = {"n": len(errs), "median_abs_error_pct": statistics.median(errs), "max_abs_error_pct": max(errs)}
+    for method in sorted({r["method"] for r in rows}):
+        e = [abs(r["error_pct"]) for r in rows if r["method"] == method]
+        out[method] = {"n": len(e), "median_abs_error_pct": statistics.median(e), "max_abs_error_pct": max(e)}
+    return out
 
 
 def save(rows: list[dict], extra: dict) -> None:
@@ -384,15 +445,22 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="", help="substring of the configuration key")
     ap.add_argument("--list", action="store_true")
-    ap.add_argument("--fresh", action="store_true", help="re-measure configurations already in the results")
+    ap.add_argument("--exclude", default="", help="substring of configuration keys to leave out")
+    ap.add_argument(
+        "--fresh", action="store_true", help="re-measure the selected configurations already measured"
+    )
     ap.add_argument("--reprice", action="store_true", help="recompute predictions/errors only (no measuring)")
     a = ap.parse_args(argv)
-    configs = _round_robin([c for c in CONFIGS if a.only in key(c)])
+
+    def selected(k: str) -> bool:
+        return a.only in k and not (a.exclude and a.exclude in k)
+
+    configs = _round_robin([c for c in CONFIGS if selected(key(c))])
     if a.list:
         print("\n".join(key(c) for c in configs))
         return
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
-    rows = [] if a.fresh else list(old.get("rows", []))
+    rows = [r for r in old.get("rows", []) if not (a.fresh and selected(r["config"]))]
     extra = {k: v for k, v in old.items() if k not in ("rows", "summary")}
     if a.reprice:
         for r in rows:

@@ -3,7 +3,8 @@
 What is modelled is what the recipes do (recipes/train.py precision policy):
 - LoRA: frozen base in bf16, adapters fp32 (PEFT autocast_adapter_dtype) with AdamW.
 - QLoRA: base linears NF4 + double quant (bitsandbytes), embeddings/lm_head/norms bf16, adapters bf16
-  (TRL casts them).
+  (TRL casts them); bitsandbytes' MatMul4Bit keeps nothing of its input. Checked by real CPU steps of the recipe's
+  QLoRA model (benchmarks/own_stack_qlora.py, `qlora` rows of benchmarks/results/own_stack_memory.json).
 - Full, no DeepSpeed: fp32 weights + bf16 autocast, AdamW (torch mixed precision).
 - Full, DeepSpeed ZeRO-1/2/3: bf16 params and grads, fp32 master + Adam m, v sharded by stage.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
-from launcher.params import ParamCounts, lora_targets
+from launcher.params import ParamCounts, lora_targets, lora_uses_parameter_targets
 from launcher.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -163,7 +164,8 @@ def _activation_bytes(m: ModelSpec, method: str, lora_dropout: float, targets: s
     fc2's 2I), and each trainable norm weight keeps its bf16 input (2h).
     LoRA: each targeted input is cast to the adapter dtype (fp32 LoRA 4 bytes, bf16 QLoRA 2) and kept by lora_A;
     dropout (p > 0) adds its 1-byte bool mask (CUDA native_dropout).
-    MoE layer (transformers' *SparseMoeBlock; not yet in the own-stack benchmark): router logits 2E and their
+    MoE layer (transformers' *SparseMoeBlock, grouped_mm experts; LoRA's merged expert copies are in
+    merged_experts_bytes): router logits 2E and their
     fp32 softmax 4E; each of the top-k routed copies keeps its gathered input 2h, an expert MLP as above (width
     I_e) and its output 2h for the routing-weight product; a shared expert adds a dense MLP of width I_s.
     """
@@ -204,6 +206,23 @@ def logits_bytes(m: ModelSpec, p: ParamCounts, s: Setup, tokens: int) -> float:
     if s.method == "full":
         out += 4.0 * m.vocab_size * m.hidden_size
     return out
+
+
+def merged_experts_bytes(m: ModelSpec, p: ParamCounts, s: Setup) -> float:
+    """LoRA on stacked MoE experts: PEFT's ParamWrapper folds the adapters into a bf16 copy of each targeted
+    expert stack every forward (peft/tuners/lora/layer.py _LoraFactorsProxy, baddbmm(W, lhs, rhs)), and grouped_mm
+    keeps that copy for backward: 2 bytes x the layer's expert + router parameters, held by every MoE layer
+    without checkpointing, by the recomputed layer only with it. Backward adds the copy's gradient for one stack
+    (down_proj's, a third). Measured: benchmarks/results/own_stack_memory.json (olmoe, qwen3-moe, mixtral rows;
+    the transient came out at 0.24-0.28 of a layer's copy, modelled as 1/3)."""
+    if (
+        s.method not in ("lora", "qlora")
+        or not m.moe_layers
+        or not lora_uses_parameter_targets(m, s.lora_targets)
+    ):
+        return 0.0
+    per_layer = 2.0 * p.experts / m.moe_layers
+    return (1 if s.grad_ckpt else m.moe_layers) * per_layer + per_layer / 3
 
 
 def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
@@ -268,6 +287,7 @@ def peak_memory(m: ModelSpec, p: ParamCounts, s: Setup) -> MemoryBreakdown:
         activations = L * 2.0 * m.hidden_size * tokens + per_layer_act + (max_act - mean_act) * tokens
     else:
         activations = L * per_layer_act
+    activations += merged_experts_bytes(m, p, s)
     logits = logits_bytes(m, p, s, tokens)
 
     # --- DPO reference --------------------------------------------------------------------------------

@@ -105,6 +105,19 @@ def init_deepspeed(on_gpu: bool) -> None:
 # ---------------------------------------------------------------- 3. model, under the precision policy
 
 
+def experts_implementation(plan: Plan, on_gpu: bool) -> str | None:
+    """MoE full fine-tuning without DeepSpeed keeps fp32 weights on the GPU under bf16 autocast, but the
+    stacked experts' default kernel, grouped_mm, is not autocast-enabled and its CUDA kernel takes bf16 only
+    (transformers integrations/moe.py _grouped_mm casts the input to the weight dtype; torch
+    _meta_registrations._meta_grouped_mm_common mirrors _grouped_mm_cuda's check). The per-expert loop
+    ("eager") runs F.linear, which autocast handles. DeepSpeed's bf16 engine holds bf16 weights, and LoRA /
+    QLoRA load bf16 bases, so those keep grouped_mm (None: transformers' default)."""
+    moe = bool(plan.model.arch.get("num_experts"))
+    if moe and on_gpu and plan.training.method == "full" and plan.resources.zero_stage == 0:
+        return "eager"
+    return None
+
+
 def load_model(plan: Plan, model_path: str, on_gpu: bool, for_reference: bool = False):
     import torch
     from transformers import BitsAndBytesConfig
@@ -128,6 +141,9 @@ def load_model(plan: Plan, model_path: str, on_gpu: bool, for_reference: bool = 
     else:  # full: fp32 master weights; bf16 comes from autocast or DeepSpeed
         kwargs["dtype"] = torch.float32
     kwargs["attn_implementation"] = plan.training.attention  # what the planner's memory model assumed
+    experts = experts_implementation(plan, on_gpu)
+    if experts:
+        kwargs["experts_implementation"] = experts
     model_cls, extra = assets.causal_lm_class(plan.model.arch.get("model_type"))
     kwargs.update(extra)
     model = model_cls.from_pretrained(model_path, **kwargs)

@@ -208,3 +208,33 @@ def test_local_paths_resolve_the_same_on_both_sides(tmp_path, monkeypatch):
     assert data.is_local("~/x.jsonl")
     assert data.resolve(str(tmp_path / "d"), "text") == str(tmp_path / "d")
     assert not data.is_local(str(tmp_path / "d"))  # a folder goes to load_dataset, rows checked there
+
+
+def test_moe_full_finetuning_without_deepspeed_loops_over_experts_on_gpu(tmp_path):
+    """fp32 MoE weights under autocast cannot use grouped_mm's bf16-only CUDA kernel: the recipe asks for the
+    per-expert loop there. on_gpu=True is a stand-in (no GPU here); the loop itself is checked for real on CPU:
+    a tiny MoE loaded with it computes the same loss as with transformers' default."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from recipes.train import experts_implementation
+    from tests.test_modelconfig import build_tiny
+
+    def plan_of(method, zero, experts=4):
+        p = read_plan(build_plan(tmp_path / f"{method}{zero}", method=method, zero_stage=zero))
+        return replace(p, model=replace(p.model, arch={**p.model.arch, "num_experts": experts}))
+
+    assert experts_implementation(plan_of("full", 0), on_gpu=True) == "eager"
+    for plan, gpu in [(plan_of("full", 2), True), (plan_of("lora", 0), True), (plan_of("full", 0), False),
+                      (plan_of("full", 0, experts=0), True)]:  # fmt: skip
+        assert experts_implementation(plan, on_gpu=gpu) is None
+    d = build_tiny("qwen3_moe", tmp_path / "moe")
+    ids = torch.randint(0, 500, (2, 16))
+    losses = []
+    for impl in (None, "eager"):
+        torch.manual_seed(0)
+        kw = {"experts_implementation": impl} if impl else {}
+        model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, **kw)
+        assert model.config._experts_implementation == (impl or "grouped_mm")
+        losses.append(model(input_ids=ids, labels=ids).loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
