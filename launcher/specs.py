@@ -270,6 +270,12 @@ def gpu_spec(d: dict[str, Any], price_override: float | None = None) -> GpuSpec:
     price = price_override if price_override is not None else d.get("price_per_gpu_hour")
     if price is not None and (not isinstance(price, (int, float)) or price < 0):
         raise ConfigError(f"gpu {d.get('name')}: price_per_gpu_hour={price!r} must be a non-negative number")
+    mamf, peak = d.get("matmul_tflops"), d.get("bf16_tflops")
+    if mamf and isinstance(peak, (int, float)) and mamf > peak:
+        raise ConfigError(
+            f"gpu {d.get('name')}: matmul_tflops={mamf} is above bf16_tflops={peak}: a measured matmul rate "
+            "cannot beat the datasheet peak (give the dense, not the sparse, peak)"
+        )
     return GpuSpec(
         name=str(_need(d, "name", str, w)),
         label=str(d.get("label", d["name"])),

@@ -245,6 +245,10 @@ RULES: dict[str, Rule] = {
     "gpu.price_per_gpu_hour": Rule("num", lo=0, null=True, hint="USD per GPU-hour, or null (unpriced)"),
     "gpu.intra_node_gb_s": _pos(),
     "gpu.mfu": Rule("num", lo=0, lo_open=True, hi=1, null=True),
+    # measured max achievable bf16 matmul TFLOP/s (launcher/throughput.py efficiency_for), at most the peak
+    "gpu.matmul_tflops": Rule(
+        "num", lo=0, lo_open=True, null=True, hint="measured bf16 matmul TFLOP/s, or null"
+    ),
     # conf/cluster/*.yaml
     "cluster.name": TEXT,
     "cluster.executor": _enum("local", "slurm"),

@@ -159,3 +159,10 @@ def test_check_key_leaves_maps_free_form_and_hydra_alone():
 def test_top_level_settings_from_the_table_match_config_yaml():
     top = yaml.safe_load(resources.files("conf").joinpath("config.yaml").read_text())
     assert cli._top_level_keys() == set(top) - {"defaults", "hydra"}
+
+
+def test_a_matmul_rate_above_the_datasheet_peak_is_refused(workdir):
+    r = run_launch("gpu=h100-sxm", "gpu.matmul_tflops=5000", "cluster=cloud", "+budget=50", "dry_run=true",
+                   cwd=workdir)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "matmul_tflops=5000 is above bf16_tflops" in r.stderr and not list(workdir.iterdir())
