@@ -203,6 +203,7 @@ def main() -> None:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    sys.argv = [sys.argv[0], *argv]  # sweeps: hydra.main below sees the rewritten overrides too
 
     if not any(a.startswith("-") for a in argv):
         # One plan: compose the config with Hydra's Compose API (one composition, no run machinery), which

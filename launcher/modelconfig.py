@@ -257,13 +257,10 @@ def _is_hub_id(value: str) -> bool:
     return not resources.files("conf").joinpath("model", f"{value}.yaml").is_file()
 
 
-def _hub_id_to_model(repo_id: str) -> str:
-    """`model=Org/Name` -> hf:Org/Name when the local HF cache has it (the real config.json wins), else the
-    catalog entry whose path is that Hub id, else one line saying how to get it."""
+def _catalog_key(repo_id: str) -> str | None:
+    """The conf/model/ entry whose path is this Hub id (case-insensitive), or None."""
     from importlib import resources
 
-    if _snapshot(repo_id) is not None:
-        return HF_PREFIX + repo_id
     for f in sorted(resources.files("conf").joinpath("model").iterdir(), key=lambda f: f.name):
         if f.name.endswith(".yaml"):
             for line in f.read_text().splitlines():
@@ -272,11 +269,39 @@ def _hub_id_to_model(repo_id: str) -> str:
                     and line.split(":", 1)[1].split("#")[0].strip().lower() == repo_id.lower()
                 ):
                     return f.name.removesuffix(".yaml")
-    raise ConfigError(
-        f"model={repo_id}: not in the local Hugging Face cache ({hub_cache()}) and no catalog entry "
-        f"(conf/model/) has that Hub id: download it (huggingface-cli download {repo_id}) or give "
-        "model.path=/abs/model_dir"
-    )
+    return None
+
+
+def _hub_id_to_model(repo_id: str) -> str:
+    """`model=Org/Name` -> hf:Org/Name when the local HF cache has it (the real config.json wins), else the
+    catalog entry whose path is that Hub id, else one line saying how to get it."""
+    if _snapshot(repo_id) is not None:
+        return HF_PREFIX + repo_id
+    key = _catalog_key(repo_id)
+    if key is None:
+        raise ConfigError(
+            f"model={repo_id}: not in the local Hugging Face cache ({hub_cache()}) and no catalog entry "
+            f"(conf/model/) has that Hub id: download it (huggingface-cli download {repo_id}) or give "
+            "model.path=/abs/model_dir"
+        )
+    return key
+
+
+def _sweep_models(value: str) -> str:
+    """`-m model=Qwen/Qwen2.5-7B,llama-3-8b`: each Hub id in a model sweep becomes its catalog entry (a sweep
+    runs over the model config group; a cached folder is swept with model.path=hf:A/B,hf:C/D)."""
+    out = []
+    for v in value.split(","):
+        if _is_hub_id(v):
+            key = _catalog_key(v)
+            if key is None:
+                raise ConfigError(
+                    f"model={v} in a sweep: no catalog entry (conf/model/) has that Hub id; sweep your own "
+                    f"models with model.path=hf:{v},... or a folder per value"
+                )
+            v = key
+        out.append(v)
+    return ",".join(out)
 
 
 def rewrite_args(argv: list[str]) -> list[str]:
@@ -285,6 +310,9 @@ def rewrite_args(argv: list[str]) -> list[str]:
     out, path = [], None
     for arg in argv:
         key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+") == "model" and "," in value:
+            value = _sweep_models(value)
+            arg = f"{key}={value}"
         if eq and key.lstrip("+") == "model" and _is_hub_id(value):
             value = _hub_id_to_model(
                 value

@@ -456,3 +456,20 @@ def test_a_bare_hub_id_plans_the_cached_model_else_the_catalog_entry_else_says_h
     r = run_launch("model=Qwen/NotDownloaded-9B", *args, cwd=work, env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "huggingface-cli download Qwen/NotDownloaded-9B" in r.stderr and not list(work.iterdir())
+
+
+def test_a_model_sweep_takes_hub_ids_of_catalog_entries(tmp_path):
+    """`launch -m model=Qwen/Qwen2.5-7B,llama-3-8b`: each Hub id in the sweep becomes its catalog entry; one
+    with no entry is refused before any plan is written."""
+    args = ("cluster=cloud", "+budget=500", "dry_run=true")
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    r = run_launch("-m", "model=Qwen/Qwen2.5-7B,llama-3-8b", *args, cwd=ok, timeout=120)
+    assert r.returncode == 0, r.stderr
+    names = sorted(json.loads(p.read_text())["model"]["name"] for p in ok.rglob("plan.json"))
+    assert names == ["llama-3-8b", "qwen2.5-7b"]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    r = run_launch("-m", "model=Qwen/NotInTheCatalog-7B,llama-3-8b", *args, cwd=bad)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "in a sweep" in r.stderr, r.stderr
+    assert not list(bad.iterdir())
