@@ -14,7 +14,7 @@ Formats (plan.data.format):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -98,25 +98,27 @@ def check_row(row: Any, fmt: str) -> str | None:
     raise DataError(f"data format {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
-def _rows(path: Path) -> Iterator[tuple[str, Any]]:
-    """(where, parsed row) for a JSON array file or a JSON-lines file; raises DataError on bad JSON."""
+def _parse(path: Path) -> tuple[list[Any], Callable[[int], str]]:
+    """The rows of a JSON array file or a JSON-lines file, and where row i (from 1) sits in it; raises
+    DataError on bad JSON. Positions are named only when something is wrong (the 50k-row first plan is timed
+    in benchmarks/plan_latency.py)."""
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{path} line {e.lineno}: not valid JSON ({e.msg})") from None
-        for i, item in enumerate(items, 1):
-            yield f"{path} item {i}", item
-        return
+        return items, lambda i: f"{path} item {i}"
+    rows, numbers, loads = [], [], json.loads
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            rows.append(loads(line))
         except json.JSONDecodeError as e:
             raise DataError(f"{path} line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
-        yield f"{path} line {n}", row
+        numbers.append(n)
+    return rows, lambda i: f"{path} line {numbers[i - 1]}"
 
 
 def validate_file(path: str | Path, fmt: str) -> int:
@@ -125,53 +127,36 @@ def validate_file(path: str | Path, fmt: str) -> int:
 
 
 def read_valid_rows(path: str | Path, fmt: str) -> list[Any]:
-    """Every row of a local JSONL/JSON file, parsed once and checked; raises DataError naming the line.
-    JSON lines are parsed in one pass without per-row bookkeeping (the 50k-row first plan is timed in
-    benchmarks/plan_latency.py); a bad line or row is located again by _rows, which names it."""
+    """Every row of a local JSONL/JSON file, parsed once and checked; raises DataError naming the line."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: data file not found")
-    text = p.read_text(encoding="utf-8")
-    if not (p.suffix == ".json" and text.lstrip().startswith("[")):
-        try:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            _check_all(enumerate(rows, 1), fmt, str(p))  # row numbers only: any error is named below
-            return rows
-        except (json.JSONDecodeError, DataError):
-            pass  # name the line: the slow path below raises with it
-    rows = []
-
-    def kept() -> Iterator[tuple[str, Any]]:
-        for where, row in _rows(p):
-            rows.append(row)
-            yield where, row
-
-    _check_all(kept(), fmt, str(p))
+    rows, where = _parse(p)
+    _check_all(rows, fmt, str(p), where)
     return rows
 
 
 def validate_rows(rows: Iterable[Any], name: str, fmt: str) -> int:
     """The same checks for a dataset that only load_dataset can read (hub name, folder)."""
-    return _check_all(((f"{name} row {i}", row) for i, row in enumerate(rows, 1)), fmt, name)
+    return _check_all(rows, fmt, name, lambda i: f"{name} row {i}")
 
 
-def _check_all(items: Iterable[tuple[Any, Any]], fmt: str, name: str) -> int:
-    """(where, row) pairs -> row count; the first bad row raises DataError naming where it is."""
-    n, tied, first_tied = 0, 0, ""
-    for where, row in items:
+def _check_all(rows: Iterable[Any], fmt: str, name: str, where: Callable[[int], str]) -> int:
+    """Rows -> row count; the first bad row raises DataError naming where(i) it is."""
+    n, tied, first_tied = 0, 0, 0
+    for n, row in enumerate(rows, 1):  # n: the count, after the loop
         err = check_row(row, fmt)
         if err:
-            raise DataError(f"{where}: {err}")
-        n += 1
+            raise DataError(f"{where(n)}: {err}")
         if fmt == "preference" and row["chosen"] == row["rejected"]:
             tied += 1
-            first_tied = first_tied or where
+            first_tied = first_tied or n
     if n == 0:
         raise DataError(f"{name}: no rows")
     if tied > MAX_TIED_PAIRS * n:
         raise DataError(
-            f"{first_tied}: chosen equals rejected, a pair with no preference signal; {tied} of {n} rows are "
-            f"like this (more than {MAX_TIED_PAIRS:.0%}): fix or drop them"
+            f"{where(first_tied)}: chosen equals rejected, a pair with no preference signal; {tied} of {n} rows "
+            f"are like this (more than {MAX_TIED_PAIRS:.0%}): fix or drop them"
         )
     return n
 
