@@ -56,25 +56,24 @@ class TokenCounts:
     def n_rows(self) -> int:
         return len(self.prompt)
 
+    def _per_row(self, key: str, combine) -> list[int]:
+        """combine() of each row's sequence lengths, computed once (one sequence per row: the lengths)."""
+        if key not in self._memo:
+            cols = self.seqs
+            self._memo[key] = (
+                list(cols[0]) if len(cols) == 1 else [combine(t) for t in zip(*cols, strict=True)]
+            )
+        return self._memo[key]
+
     @property
     def longest(self) -> list[int]:
         """Per row, its longest sequence: what a micro-batch pads to and what seq_len truncates."""
-        if "longest" not in self._memo:
-            cols = self.seqs
-            self._memo["longest"] = (
-                list(cols[0]) if len(cols) == 1 else [max(t) for t in zip(*cols, strict=True)]
-            )
-        return self._memo["longest"]
+        return self._per_row("longest", max)
 
     @property
     def totals(self) -> list[int]:
         """Per row, every sequence's tokens together (a DPO pair counts chosen and rejected)."""
-        if "totals" not in self._memo:
-            cols = self.seqs
-            self._memo["totals"] = (
-                list(cols[0]) if len(cols) == 1 else [sum(t) for t in zip(*cols, strict=True)]
-            )
-        return self._memo["totals"]
+        return self._per_row("totals", sum)
 
     def mean_tokens(self) -> float:
         return sum(self.totals) / max(1, self.n_rows)
@@ -196,7 +195,8 @@ class _Tok:
         self.eos = self.special.get("eos_token", "")
         t = _chat_template(d, cfg)
         self.template = _compile(t) if t else None
-        self._base: dict | None = None
+        # what Template.render merges into every call's context: the globals, the special tokens (see render)
+        self._base = {**self.template.globals, "tools": None, "documents": None, **self.special} if t else {}
 
     def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
         """Template.render(messages=..., ...) without its per-call cost: the globals and special tokens are
@@ -206,8 +206,6 @@ class _Tok:
         if self.template is None:
             raise ValueError("the tokenizer has no chat template for conversational rows")
         t = self.template
-        if self._base is None:
-            self._base = {**t.globals, "tools": None, "documents": None, **self.special}
         msgs = [{k: v for k, v in m.items() if v is not None} for m in messages]
         ctx = t.new_context(
             {**self._base, "messages": msgs, "add_generation_prompt": add_generation_prompt}, shared=True
@@ -217,37 +215,22 @@ class _Tok:
         except Exception:
             t.environment.handle_exception()
 
-    def count(self, rows: list, shape, special: bool) -> list[tuple[int, ...]]:
-        """Per row (prompt tokens kept as prompt, length of each sequence); shape(rows) gives a chunk's
-        (prompts or None, [texts of each sequence]). The prompt part is where the prompt's tokens and each
-        sequence's stop agreeing (trl.data_utils.common_prefix_length; DPO takes the smaller of chosen's and
-        rejected's). Encoded in chunks (one batch of all rows allocates every Encoding at once and ran ~3x
-        slower here), pipelined: tokenizers encodes a chunk on its own threads without the GIL while this
-        thread renders the next one (first count of 50k chat rows 3.2 -> see benchmarks/plan_latency.py)."""
-        from concurrent.futures import ThreadPoolExecutor
-
+    def count(self, prompts: list[str] | None, seqs: list[list[str]], special: bool) -> list[tuple[int, ...]]:
+        """Per row (prompt tokens kept as prompt, length of each sequence). The prompt part is where the
+        prompt's tokens and each sequence's stop agreeing (trl.data_utils.common_prefix_length; DPO takes
+        the smaller of chosen's and rejected's). Encoded in chunks: one batch of all rows allocates every
+        Encoding at once and ran ~3x slower here."""
         enc = self.tok.encode_batch_fast
-
-        def encode(prompts: list[str] | None, cols_text: list[list[str]]) -> list[tuple[int, ...]]:
-            cols = [enc(s, add_special_tokens=special) for s in cols_text]
-            if prompts is None:
-                return [(0, *map(len, row)) for row in zip(*cols, strict=True)]
-            ps = enc(prompts, add_special_tokens=special)
-            return [
-                (min(_prefix(p.ids, e.ids) for e in row), *map(len, row))
-                for p, *row in zip(ps, *cols, strict=True)
-            ]
-
         out: list[tuple[int, ...]] = []
-        with ThreadPoolExecutor(1) as pool:
-            pending = None
-            for lo in range(0, len(rows), CHUNK):
-                job = shape(rows[lo : lo + CHUNK])
-                if pending is not None:
-                    out.extend(pending.result())
-                pending = pool.submit(encode, *job)
-            if pending is not None:
-                out.extend(pending.result())
+        for lo in range(0, len(seqs[0]), CHUNK):
+            cols = [enc(s[lo : lo + CHUNK], add_special_tokens=special) for s in seqs]
+            if prompts is None:
+                out.extend((0, *map(len, row)) for row in zip(*cols, strict=True))
+                continue
+            ps = enc(prompts[lo : lo + CHUNK], add_special_tokens=special)
+            for p, *row in zip(ps, *cols, strict=True):
+                pid = p.ids
+                out.append((min(_prefix(pid, e.ids) for e in row), *map(len, row)))
         return out
 
 
@@ -269,41 +252,30 @@ def count_rows(rows: list[dict], fmt: str, tok: _Tok) -> list[tuple[int, ...]]:
     """(prompt tokens, sequence lengths...) per row, as TRL's SFT/DPO dataset preparation makes them."""
     eos = tok.eos
     if fmt == "text":
-        return tok.count(rows, lambda rs: (None, [[_with_eos(r["text"], eos) for r in rs]]), special=True)
+        return tok.count(None, [[_with_eos(r["text"], eos) for r in rows]], special=True)
     if fmt == "messages":
-        return tok.count(
-            rows, lambda rs: (None, [[tok.render(r["messages"], False) for r in rs]]), special=False
-        )
+        return tok.count(None, [[tok.render(r["messages"], False) for r in rows]], special=False)
     if fmt == "alpaca":
         from launcher.prompts import alpaca_prompt
 
-        def alpaca(rs: list[dict]):
-            prompts = [alpaca_prompt(r) for r in rs]
-            return prompts, [[p + _with_eos(r["output"], eos) for p, r in zip(prompts, rs, strict=True)]]
-
-        return tok.count(rows, alpaca, special=True)
+        prompts = [alpaca_prompt(r) for r in rows]
+        full = [p + _with_eos(r["output"], eos) for p, r in zip(prompts, rows, strict=True)]
+        return tok.count(prompts, [full], special=True)
     if fmt == "preference":
         # Plain-text pairs and chat pairs (lists of turns) take different paths, as in DPOTrainer.
         res: dict[int, tuple[int, ...]] = {}
         plain = [r for r in rows if not isinstance(r["prompt"], list)]
         chat = [r for r in rows if isinstance(r["prompt"], list)]
-
-        def pairs(rs: list[dict]):
-            pc = [r["prompt"] + _with_eos(r["chosen"], eos) for r in rs]
-            pr = [r["prompt"] + _with_eos(r["rejected"], eos) for r in rs]
-            return [r["prompt"] for r in rs], [pc, pr]
-
-        def chat_pairs(rs: list[dict]):
-            pc = [tok.render(r["prompt"] + r["chosen"], False) for r in rs]
-            pr = [tok.render(r["prompt"] + r["rejected"], False) for r in rs]
-            return [tok.render(r["prompt"], True) for r in rs], [pc, pr]
-
         if plain:
-            res.update((id(r), c) for r, c in zip(plain, tok.count(plain, pairs, special=True), strict=True))
+            pc = [r["prompt"] + _with_eos(r["chosen"], eos) for r in plain]
+            pr = [r["prompt"] + _with_eos(r["rejected"], eos) for r in plain]
+            counted = tok.count([r["prompt"] for r in plain], [pc, pr], special=True)
+            res.update((id(r), c) for r, c in zip(plain, counted, strict=True))
         if chat:
-            res.update(
-                (id(r), c) for r, c in zip(chat, tok.count(chat, chat_pairs, special=False), strict=True)
-            )
+            pc = [tok.render(r["prompt"] + r["chosen"], False) for r in chat]
+            pr = [tok.render(r["prompt"] + r["rejected"], False) for r in chat]
+            counted = tok.count([tok.render(r["prompt"], True) for r in chat], [pc, pr], special=False)
+            res.update((id(r), c) for r, c in zip(chat, counted, strict=True))
         return [res[id(r)] for r in rows]
     raise ValueError(f"data format {fmt!r} has no token counting rule")
 
