@@ -211,6 +211,32 @@ def _no_adapter_casts():
         ) = saved
 
 
+def train_step(model, ids, labels, objective, params, opt, tracker=None, autocast=None) -> None:
+    """One training step as the recipe's trainer runs it: forward with TRL's fused LM head (plus the DPO loss
+    over the reference's log-probs), backward, clipping, the fused AdamW step."""
+    import torch
+
+    with autocast or nullcontext():
+        ref = None
+        if objective == "dpo":
+            # TRL runs the reference (base with the adapter off, no grad) after the policy forward;
+            # MemTracker cannot see one module run twice in a step, so it runs first here and its
+            # transient (one layer + one logits tile, freed at once) is not stacked on the policy's.
+            with torch.no_grad(), model.disable_adapter():
+                ref = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs.sum(1)
+            if tracker is not None:
+                tracker.reset_mod_stats()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        loss = out.loss
+        if ref is not None:
+            c, r = (out.log_probs.sum(1) - ref).chunk(2)
+            loss = -torch.nn.functional.logsigmoid(0.1 * (c - r)).mean()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def measure(arch: dict, layers: int, method: str, objective: str, seq: int, mb: int, ckpt: bool) -> dict:
     """Peak bytes of one steady-state training step with `layers` decoder layers."""
     import torch
@@ -261,32 +287,11 @@ def measure(arch: dict, layers: int, method: str, objective: str, seq: int, mb: 
         labels = ids.clone()
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if method == "full" else nullcontext()
 
-        def step(tracker=None) -> None:
-            with autocast:
-                ref = None
-                if objective == "dpo":
-                    # TRL runs the reference (base with the adapter off, no grad) after the policy forward;
-                    # MemTracker cannot see one module run twice in a step, so it runs first here and its
-                    # transient (one layer + one logits tile, freed at once) is not stacked on the policy's.
-                    with torch.no_grad(), model.disable_adapter():
-                        ref = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs.sum(1)
-                    if tracker is not None:
-                        tracker.reset_mod_stats()
-                out = model(input_ids=ids, labels=labels, fused_lm_head=True)
-                loss = out.loss
-                if ref is not None:
-                    c, r = (out.log_probs.sum(1) - ref).chunk(2)
-                    loss = -torch.nn.functional.logsigmoid(0.1 * (c - r)).mean()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        step()  # creates the optimizer states
+        train_step(model, ids, labels, objective, params, opt, autocast=autocast)  # creates optimizer states
         tracker = TrainableMemTracker.make()
         tracker.track_external(model, opt)
         with tracker:
-            step(tracker)
+            train_step(model, ids, labels, objective, params, opt, tracker, autocast)
         snap = tracker.get_tracker_snapshot("peak")
         peak = max(v["Total"] for v in snap.values())
         if DEBUG:

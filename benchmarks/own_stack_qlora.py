@@ -124,21 +124,7 @@ def measure(arch: dict, layers: int, objective: str, seq: int, mb: int, ckpt: bo
     def step(length: int, tracker=None) -> None:
         g = torch.Generator().manual_seed(0)
         ids = torch.randint(0, cfg.vocab_size, (sequences, length), generator=g)
-        ref = None
-        if objective == "dpo":
-            with torch.no_grad(), model.disable_adapter():  # see own_stack_memory.measure
-                ref = model(input_ids=ids, labels=ids, fused_lm_head=True).log_probs.sum(1)
-            if tracker is not None:
-                tracker.reset_mod_stats()
-        out = model(input_ids=ids, labels=ids, fused_lm_head=True)
-        loss = out.loss
-        if ref is not None:
-            c, r = (out.log_probs.sum(1) - ref).chunk(2)
-            loss = -torch.nn.functional.logsigmoid(0.1 * (c - r)).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        osm.train_step(model, ids, ids, objective, params, opt, tracker)
 
     with osm._gpu_kernels():
         step(WARMUP_SEQ)
