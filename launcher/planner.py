@@ -300,7 +300,8 @@ def _evaluate_shape(
         accum = max(1, math.ceil(job.global_batch / (mb * n)))
         # Priced at the length the micro-step is padded to; tokens/s counts trained tokens only.
         pad_len, useful = wl.speed(mb)
-        s_run = replace(s, seq_len=pad_len, padded=wl.padded(mb))
+        padded = wl.padded(mb)
+        s_run = s if pad_len == s.seq_len and not padded else replace(s, seq_len=pad_len, padded=padded)
         st = step_time(m, p, s_run, gpu, job.cluster, accum)
         tps = tokens_per_s_per_gpu(st, s_run) * useful * f_tps
         step_s = tokens_total / steps / (tps * n)
