@@ -192,7 +192,6 @@ def main() -> None:
     from launcher.modelconfig import rewrite_args
 
     plain = _take_verbose(sys.argv[1:])
-    sys.argv = [sys.argv[0], *plain]  # hydra.main below reads sys.argv
     try:
         argv = rewrite_args(plain)
         check_overrides(argv)
@@ -203,7 +202,7 @@ def main() -> None:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    sys.argv = [sys.argv[0], *argv]  # sweeps: hydra.main below sees the rewritten overrides too
+    sys.argv = [sys.argv[0], *argv]  # hydra.main below reads sys.argv: the rewritten overrides, no -v
 
     if not any(a.startswith("-") for a in argv):
         # One plan: compose the config with Hydra's Compose API (one composition, no run machinery), which
