@@ -42,7 +42,7 @@ def micro_step_s(layers: int, reps: int = 40) -> tuple[float, float]:
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from recipes.assets import TINY_LLAMA
+    from ftlaunch.recipes.assets import TINY_LLAMA
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**{**TINY_LLAMA, "num_hidden_layers": layers}))

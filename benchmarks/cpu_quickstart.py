@@ -16,9 +16,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from launcher import metricnames as names  # noqa: E402
-from launcher.compare import errors, pairs  # noqa: E402
-from launcher.plan import read_plan  # noqa: E402
+from ftlaunch.contract import metricnames as names  # noqa: E402
+from ftlaunch.contract.plan import read_plan  # noqa: E402
+from ftlaunch.forecast.compare import errors, pairs  # noqa: E402
 
 BIN = Path(sys.executable).parent
 # cpu_quickstart.json: a quiet machine; pass another name when the machine is shared and busy
@@ -40,7 +40,7 @@ def measure(run_dir: Path) -> dict:
         "error_pct": {q: err[names.error_pct(q)] for q in names.COMPARED if names.error_pct(q) in err},
         "train_s": actuals["train_s"],
         "wall_s": actuals["wall_s"],
-        # the recipe's start-up + final save: launcher/cost.py CPU_STARTUP_S points here
+        # the recipe's start-up + final save: ftlaunch/forecast/cost.py CPU_STARTUP_S points here
         "startup_s": actuals["wall_s"] - actuals["train_s"],
     }
 

@@ -4,7 +4,7 @@
     python benchmarks/forecast_accuracy.py --fit    # also search the two shared efficiency parameters
     python benchmarks/forecast_accuracy.py --loo --loso  # out of sample: leave one row / one SOURCE out
 
-Throughput has two fitted parameters, shared by every GPU family (launcher/throughput.py
+Throughput has two fitted parameters, shared by every GPU family (ftlaunch/forecast/throughput.py
 STACK_MATMUL_EFFICIENCY, ELEMENTWISE_SCALE); everything else is from datasheets, matmul benchmarks or op
 counting. Out of sample, each held-out group is predicted by a refit that never saw it.
 Targets (issues 3, 12): memory median |err| <= 10%, throughput median |err| <= 15% out of sample.
@@ -27,11 +27,14 @@ sys.path.insert(0, str(HERE))
 
 from cases import ARCH, CASES, EXCLUDED, FEASIBILITY, GPU  # noqa: E402
 
-import launcher.throughput as tp  # noqa: E402
-from launcher.memory import ALLOCATOR_OVERHEAD, ALLOCATOR_OVERHEAD_ZERO3, GiB, Setup, peak_memory  # noqa: E402
-from launcher.params import count_params  # noqa: E402
-from launcher.specs import ClusterSpec, gpu_catalog, gpu_spec, model_spec  # noqa: E402
-from launcher.throughput import efficiency_for, step_time, tokens_per_s_per_gpu  # noqa: E402
+import ftlaunch.forecast.throughput as tp  # noqa: E402
+from ftlaunch.config.build import gpu_spec, model_spec  # noqa: E402
+from ftlaunch.config.catalog import conf_dir, gpu_catalog  # noqa: E402
+from ftlaunch.forecast.memory import ALLOCATOR_OVERHEAD, ALLOCATOR_OVERHEAD_ZERO3, GiB, peak_memory  # noqa: E402
+from ftlaunch.forecast.params import count_params  # noqa: E402
+from ftlaunch.forecast.setup import Setup  # noqa: E402
+from ftlaunch.forecast.specs import ClusterSpec  # noqa: E402
+from ftlaunch.forecast.throughput import efficiency_for, step_time, tokens_per_s_per_gpu  # noqa: E402
 
 CLUSTER = ClusterSpec(
     name="bench", executor="slurm", gpus=(), gpus_per_node=8, max_nodes=8, inter_node_gb_s=50
@@ -41,11 +44,10 @@ CLUSTER = ClusterSpec(
 def _model(name: str):
     if name in ARCH:
         return model_spec({"name": name, "path": name, "max_position_embeddings": 10**6, **ARCH[name]})
-    from importlib import resources
 
     import yaml
 
-    return model_spec(yaml.safe_load(resources.files("conf").joinpath("model", f"{name}.yaml").read_text()))
+    return model_spec(yaml.safe_load(conf_dir().joinpath("model", f"{name}.yaml").read_text()))
 
 
 def _gpu(name: str):

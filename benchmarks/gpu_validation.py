@@ -11,7 +11,7 @@ peak memory (CUDA max allocated / reserved on GPU, peak RSS on CPU) and tokens/s
 steps after the first). SFT methods train on packed text (best-fit packing), so sequences come close to
 seq_len tokens.
 
-Predictions, printed beside the measurements, come from the planner (`launcher.forecast.predict(plan)`)
+Predictions, printed beside the measurements, come from the planner (`ftlaunch.forecast.predict.predict(plan)`)
 unless a --predict file gives them for a method:
 a JSON file {"lora": {"peak_mem_gib": 1.2, "tokens_per_s_per_gpu": 3400}, "qlora": {...}, ...}.
 Results go to benchmarks/results/gpu_validation-<device>.json.
@@ -34,8 +34,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from launcher.plan import ClusterRef, DataRef, Forecast, ModelRef, Plan, Resources, Training, write_plan  # noqa: E402
-from recipes import assets  # noqa: E402
+from ftlaunch.contract.plan import (  # noqa: E402
+    ClusterRef,
+    DataRef,
+    Forecast,
+    ModelRef,
+    Plan,
+    Resources,
+    Training,
+    write_plan,
+)
+from ftlaunch.recipes import assets  # noqa: E402
 
 METHODS = ("lora", "qlora", "full", "dpo")
 ARCH_KEYS = (
@@ -57,7 +66,7 @@ def arch_facts(name: str) -> dict:
         return dict(assets.TINY_LLAMA)
     import yaml
 
-    d = yaml.safe_load((REPO / "conf" / "model" / f"{name}.yaml").read_text())
+    d = yaml.safe_load((REPO / "ftlaunch" / "conf" / "model" / f"{name}.yaml").read_text())
     return {k: d[k] for k in ARCH_KEYS if k in d}
 
 
@@ -140,21 +149,23 @@ def make_plan(run_dir: Path, method: str, model_name: str, model_path: str, fact
 
 
 def planner_prediction(plan_path: Path, method: str, predict_file: dict) -> dict | None:
-    """The --predict file's entry when given for this method, else the planner's launcher.forecast.predict."""
+    """The --predict file's entry when given for this method, else the planner's ftlaunch.forecast.predict.predict."""
     if method in predict_file:
         return {**predict_file[method], "source": "--predict"}
-    from launcher.forecast import predict
-    from launcher.plan import read_plan
+    from ftlaunch.config.build import catalog_gpu
+    from ftlaunch.contract.plan import read_plan
+    from ftlaunch.forecast.predict import predict
 
-    p = predict(read_plan(plan_path))
-    return {**p, "source": "launcher.forecast.predict"}
+    plan = read_plan(plan_path)
+    p = predict(plan, catalog_gpu(plan.resources.gpu))
+    return {**p, "source": "ftlaunch.forecast.predict.predict"}
 
 
 def measure(plan_path: Path, timeout: float) -> dict:
     run_dir = plan_path.parent
     t = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "recipes.train", "--plan", str(plan_path), "--resume", "never"],
+        [sys.executable, "-m", "ftlaunch.recipes.train", "--plan", str(plan_path), "--resume", "never"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -202,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--micro-batch", type=int, default=1 if on_gpu else 2)
     ap.add_argument("--grad-ckpt", action="store_true", help="activation checkpointing on")
     ap.add_argument(
-        "--predict", type=Path, help="JSON predictions per method (used when launcher.forecast has none)"
+        "--predict",
+        type=Path,
+        help="JSON predictions per method (used when ftlaunch.forecast.predict has none)",
     )
     ap.add_argument(
         "--out", type=Path, help="results JSON (default benchmarks/results/gpu_validation-<device>.json)"

@@ -1,10 +1,10 @@
-"""Peak memory of OUR training stack at real model sizes, without a GPU: the ground truth for launcher/memory.py.
+"""Peak memory of OUR training stack at real model sizes, without a GPU: the ground truth for ftlaunch/forecast/memory.py.
 
     nice -n 10 python benchmarks/own_stack_memory.py            # all configurations not yet in the results
     python benchmarks/own_stack_memory.py --only llama-3-8b     # a subset; --list shows them
     python benchmarks/own_stack_memory.py --fresh --exclude qlora  # re-measure the fake-tensor ones (~20 min)
 
-Each configuration builds the model the way recipes/train.py does on a GPU (precision policy: LoRA base bf16 with
+Each configuration builds the model the way ftlaunch/recipes/train.py does on a GPU (precision policy: LoRA base bf16 with
 fp32 adapters via PEFT, full FT fp32 weights + bf16 autocast; SDPA attention; TRL's fused LM head, which is how
 SFTTrainer/DPOTrainer compute the loss; non-reentrant activation checkpointing with input grads for PEFT;
 AdamW fused, the TrainingArguments default; grad-norm clipping), under torch's FakeTensorMode (no memory is
@@ -14,7 +14,7 @@ The peak grows linearly with the layer count (every per-layer term repeats; embe
 so each configuration is measured at full width with 2 and 4 layers and extrapolated to the real depth.
 
 Results append to benchmarks/results/own_stack_memory.json (one row per configuration, written as each ends),
-beside launcher/memory.py's `allocated` figure for the same setup. Caveats (../shared/FINDINGS.md): bitsandbytes
+beside ftlaunch/forecast/memory.py's `allocated` figure for the same setup. Caveats (../shared/FINDINGS.md): bitsandbytes
 cannot run on fake tensors, so QLoRA configurations run for real on CPU at 1 and 2 layers (own_stack_qlora.py,
 same MemTracker accounting); two CPU fallbacks whose memory differs from the GPU kernels are swapped for the GPU
 behaviour (_gpu_kernels: dropout mask, TRL's fused-head tiles); CUDA context, cuBLAS workspaces and allocator
@@ -36,9 +36,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from launcher.memory import GiB, Setup, peak_memory  # noqa: E402
-from launcher.params import count_params, lora_uses_parameter_targets  # noqa: E402
-from launcher.specs import model_spec  # noqa: E402
+from ftlaunch.config.build import model_spec  # noqa: E402
+from ftlaunch.forecast.memory import GiB, peak_memory  # noqa: E402
+from ftlaunch.forecast.params import count_params, lora_uses_parameter_targets  # noqa: E402
+from ftlaunch.forecast.setup import Setup  # noqa: E402
 
 RESULTS = HERE / "results" / "own_stack_memory.json"
 # conf/model name prefix -> transformers model_type (the architecture class from_pretrained would pick).
@@ -55,7 +56,7 @@ DEBUG = False
 
 
 def model_type(name: str) -> str:
-    conf = HERE.parent / "conf" / "model" / f"{name}.yaml"
+    conf = HERE.parent / "ftlaunch" / "conf" / "model" / f"{name}.yaml"
     t = load_conf(name).get("model_type") if conf.exists() else None
     if t in MOE_TYPES:
         return t
@@ -67,7 +68,7 @@ def model_type(name: str) -> str:
 
 def lora_dropout(arch: dict) -> float:
     """PEFT's ParamWrapper (LoRA on stacked expert tensors) refuses dropout, so the planner plans MoE LoRA without
-    it (launcher/specs.py job_from_config) and the recipe trains without it."""
+    it (ftlaunch/config/build.py job_from_config) and the recipe trains without it."""
     return 0.0 if lora_uses_parameter_targets(model_spec(arch), "all-linear") else LORA_DROPOUT
 
 
@@ -78,7 +79,7 @@ def attention(arch: dict) -> str:
 def load_conf(name: str) -> dict:
     import yaml
 
-    return yaml.safe_load((HERE.parent / "conf" / "model" / f"{name}.yaml").read_text())
+    return yaml.safe_load((HERE.parent / "ftlaunch" / "conf" / "model" / f"{name}.yaml").read_text())
 
 
 def hf_config(arch: dict, layers: int):
@@ -248,7 +249,7 @@ def measure(arch: dict, layers: int, method: str, objective: str, seq: int, mb: 
     cfg = hf_config(arch, layers)
     weights_dtype = (
         torch.bfloat16 if method == "lora" else torch.float32
-    )  # recipes/train.py load_model, on GPU
+    )  # ftlaunch/recipes/train.py load_model, on GPU
     outputs = (
         ("log_probs", "entropy", "is_top1")
         if objective == "sft"

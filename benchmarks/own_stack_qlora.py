@@ -2,7 +2,7 @@
 
 Run through benchmarks/own_stack_memory.py (its `qlora` configurations); this module holds the measurement.
 
-The model is built the way recipes/train.py builds it: a random-initialised checkpoint of the architecture at full
+The model is built the way ftlaunch/recipes/train.py builds it: a random-initialised checkpoint of the architecture at full
 width is saved, then loaded by recipes.train.load_model (BitsAndBytesConfig nf4 + double quant, bf16 compute and
 quant storage: the linears are quantized while loading, as on a GPU), given the LoRA of recipes.train.lora_config
 by PEFT's get_peft_model, and prepared as TRL's SFTTrainer prepares a quantized model (no
@@ -96,7 +96,7 @@ def measure(arch: dict, layers: int, objective: str, seq: int, mb: int, ckpt: bo
     from peft import get_peft_model
     from trl.trainer.utils import add_fused_lm_head
 
-    from recipes.train import load_model, lora_config
+    from ftlaunch.recipes.train import load_model, lora_config
 
     cfg = osm.hf_config(arch, layers)
     plan = _plan(arch, dropout)

@@ -89,7 +89,7 @@ def own_cases(d: Path) -> dict[str, tuple[list[str], str]]:
 def search_cpu_s() -> dict[str, float]:
     """CPU seconds of the heaviest catalog case's search, exhaustive vs pruned (same process, same job)."""
     sys.path.insert(0, str(HERE.parent))
-    from launcher.planner import choose
+    from ftlaunch.planning.planner import choose
     from tests.conftest import make_job
 
     job = make_job(model="llama-3-8b", data="alpaca", cluster="cloud", budget=500)

@@ -6,19 +6,19 @@ import os
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import pytest
-import yaml
 
-from launcher.specs import Job, job_from_config
+from ftlaunch.config import catalog
+from ftlaunch.config.build import job_from_config
+from ftlaunch.forecast.specs import Job
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def load(group: str, name: str) -> dict:
-    return yaml.safe_load(resources.files("conf").joinpath(group, f"{name}.yaml").read_text())
+    return catalog.load(group, name)
 
 
 def make_job(
@@ -81,7 +81,7 @@ def quickstart(tmp_path_factory):
     return d, plan.parent
 
 
-# The local Slurm the Slurm tests share (slurm/local-slurm.sh): nodes n1 (gpu:a100:2) and n2 (gpu:h100:2),
+# The local Slurm the Slurm tests share (ftlaunch/cluster/local-slurm.sh): nodes n1 (gpu:a100:2) and n2 (gpu:h100:2),
 # fake GPUs, on this host; c1 without GPUs; partitions debug, short (MaxTime 20 min), quick (2 min), cpu; slurmdbd for sacct.
 SLURM_ENV = {
     "SLURM_LOCAL_NODES": "2",
@@ -95,7 +95,7 @@ SLURM_ENV = {
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """Starts (installing if needed) the local Slurm; in CI a missing Slurm is a failure, never a skip."""
-    r = subprocess.run(["bash", str(REPO / "slurm" / "local-slurm.sh"), "up"], env={**os.environ, **SLURM_ENV},
+    r = subprocess.run(["bash", str(REPO / "ftlaunch" / "cluster" / "local-slurm.sh"), "up"], env={**os.environ, **SLURM_ENV},
                        capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     out = subprocess.run(
@@ -110,7 +110,7 @@ def slurm_cluster():
 
 def wait_job(job_id: str, states: tuple[str, ...], timeout: float) -> str:
     """Poll Slurm until the job reaches one of `states`; fail the test naming its last state."""
-    from launcher import slurm
+    from ftlaunch.cluster import slurm
 
     deadline = time.time() + timeout
     st = ""

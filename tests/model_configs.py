@@ -46,7 +46,7 @@ REAL = {
 
 _TINY = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, vocab_size=512, max_position_embeddings=512)  # fmt: skip
-# model_type -> tiny config kwargs (vocab 512: recipes/assets.py's tokenizer). MoE tinies mix in a dense layer
+# model_type -> tiny config kwargs (vocab 512: ftlaunch/recipes/assets.py's tokenizer). MoE tinies mix in a dense layer
 # where the family allows it, so dense_layers is exercised too.
 TINY = {
     "llama": dict(_TINY, tie_word_embeddings=True),

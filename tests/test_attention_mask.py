@@ -1,4 +1,4 @@
-"""Which attention calls compute the whole s x s square: the planner's launcher/throughput.py masked_layers
+"""Which attention calls compute the whole s x s square: the planner's ftlaunch/forecast/throughput.py masked_layers
 against what transformers 5 really hands torch's scaled_dot_product_attention (a spy on the call) for tiny
 random models of the families, with and without padding, packing and sliding windows."""
 
@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from launcher.memory import Setup
-from launcher.modelconfig import facts
-from launcher.specs import model_spec
-from launcher.throughput import attention_flops, masked_layers
-from launcher.tokens import TokenCounts
-from launcher.workload import Workload
+from ftlaunch.config.build import model_spec
+from ftlaunch.config.modelconfig import facts
+from ftlaunch.forecast.setup import Setup
+from ftlaunch.forecast.throughput import attention_flops, masked_layers
+from ftlaunch.forecast.tokenstats import TokenCounts
+from ftlaunch.forecast.workload import Workload
 
 TINY = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
             num_key_value_heads=2, vocab_size=512, max_position_embeddings=512)  # fmt: skip

@@ -5,13 +5,12 @@ from dataclasses import replace
 
 import pytest
 
-from launcher.assemble import to_plan
-from launcher.forecast import predict
-from launcher.memory import NF4_BYTES, Setup, peak_memory
-from launcher.params import count_params
-from launcher.planner import choose
-from launcher.specs import cluster_spec, gpu_spec, model_spec
-from launcher.throughput import (
+from ftlaunch.config.build import catalog_gpu, cluster_spec, gpu_spec, model_spec
+from ftlaunch.forecast.memory import peak_memory
+from ftlaunch.forecast.params import count_params
+from ftlaunch.forecast.predict import predict
+from ftlaunch.forecast.setup import NF4_BYTES, Setup
+from ftlaunch.forecast.throughput import (
     DDP_BUCKET_BYTES,
     DEFAULT_INTER_NODE_GB_S,
     INTER_NODE_LATENCY_S,
@@ -19,6 +18,8 @@ from launcher.throughput import (
     Efficiency,
     step_time,
 )
+from ftlaunch.planning.assemble import to_plan
+from ftlaunch.planning.planner import choose
 from tests.conftest import load, make_job
 
 M = model_spec(load("model", "llama-2-7b"))
@@ -49,7 +50,7 @@ def test_forecast_costs_multi_node_on_the_plans_fabric():
                    zero=3, seq_len=2048)  # fmt: skip
     plan = to_plan(job, choose(job), "runs/x")
     assert plan.resources.nodes == 2 and plan.cluster.inter_node_gb_s == 25
-    assert predict(plan)["tokens_per_s_per_gpu"] == pytest.approx(
+    assert predict(plan, catalog_gpu("a100-80gb"))["tokens_per_s_per_gpu"] == pytest.approx(
         plan.forecast.tokens_per_s_per_gpu, rel=1e-3
     )
 

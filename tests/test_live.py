@@ -1,4 +1,4 @@
-"""The quiet terminal (launcher/live.py) against a real child process that prints like the recipe does:
+"""The quiet terminal (ftlaunch/run/progress.py) against a real child process that prints like the recipe does:
 marked lines for the person, library noise, metrics.jsonl rows, an error line, a crash."""
 
 import io
@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from rich.console import Console
 
-from launcher import live
+from ftlaunch.run import progress as live
 
 CHILD = textwrap.dedent(
     """
@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": step, "loss": 1.0 / step, "time": time.time()}) + "\\n")
         time.sleep(0.3)
-    if sys.argv[2] == "0":  # the recipe's ledger charges from its own start (recipes/actuals.py)
+    if sys.argv[2] == "0":  # the recipe's ledger charges from its own start (ftlaunch/recipes/actuals.py)
         (run / "actuals.json").write_text(json.dumps({"cost_usd": 0.1234}))
     if sys.argv[2] == "2":
         print("[ftlaunch] error: data.jsonl line 3: no 'text' field", file=sys.stderr, flush=True)

@@ -2,17 +2,16 @@
 
 import pytest
 
-from launcher.memory import (
+from ftlaunch.config.build import model_spec
+from ftlaunch.forecast.memory import (
     ADAM_STATE_BYTES,
     CUDA_CONTEXT_BYTES,
     LOGIT_TILE_TOKENS,
-    NF4_BYTES,
-    Setup,
     activation_bytes_per_token_layer,
     peak_memory,
 )
-from launcher.params import count_params
-from launcher.specs import model_spec
+from ftlaunch.forecast.params import count_params
+from ftlaunch.forecast.setup import NF4_BYTES, Setup
 from tests.conftest import load
 
 M7 = model_spec(load("model", "llama-2-7b"))

@@ -1,4 +1,4 @@
-"""MLflow names grouped by prefix (launcher/metricnames.py), and stores written by older versions (flat names)
+"""MLflow names grouped by prefix (ftlaunch/contract/metricnames.py), and stores written by older versions (flat names)
 still read: a real SQLite store holding one run logged the old way and one logged now, through
 launch-report's table, filters and --calibrate."""
 
@@ -12,11 +12,13 @@ import pytest
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from launcher import compare, report, tracking
-from launcher import metricnames as names
-from launcher.assemble import to_plan
-from launcher.plan import write_plan
-from launcher.planner import choose
+from ftlaunch.contract import metricnames as names
+from ftlaunch.contract.plan import write_plan
+from ftlaunch.forecast import compare
+from ftlaunch.planning.assemble import to_plan
+from ftlaunch.planning.planner import choose
+from ftlaunch.tracking import mlflow_run as tracking
+from ftlaunch.tracking import report
 from tests.conftest import make_job
 
 REPORT = str(Path(sys.executable).parent / "launch-report")

@@ -11,9 +11,9 @@ import tempfile
 
 from mlflow.tracking import MlflowClient
 
-from launcher import summary
-from launcher.plan import read_plan
-from launcher.summary import UI_VIEW
+from ftlaunch.contract.plan import read_plan
+from ftlaunch.tracking import summary
+from ftlaunch.tracking.summary import UI_VIEW
 from tests.conftest import REPO
 from tests.test_tracking import _free_port, _server, _stop
 
@@ -51,7 +51,7 @@ def test_ui_shows_predicted_and_actual_cost(quickstart, tmp_path):
     shot = ARTIFACTS / "mlflow-run-page.png"
     shot.unlink(missing_ok=True)
     try:
-        # the link `launch` prints (launcher/summary.py): run page, training view
+        # the link `launch` prints (ftlaunch/tracking/summary.py): run page, training view
         url = (
             f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}?{UI_VIEW}"
         )

@@ -3,7 +3,7 @@
 Every supported family is built on the meta device from its real-size config (no weights, no download) and
 the planner's parameter count must equal sum(numel); its LoRA count must equal what get_peft_model creates
 for the recipe's targets. Tiny random models of each family are saved with save_pretrained and trained on
-CPU through from_pretrained (recipes/train.py).
+CPU through from_pretrained (ftlaunch/recipes/train.py).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher.errors import ConfigError
-from launcher.modelconfig import facts, read_config, resolve_model_dir, rewrite_args
-from launcher.params import count_params, lora_uses_parameter_targets
-from launcher.specs import model_spec
+from ftlaunch.config.build import model_spec
+from ftlaunch.config.modelconfig import facts, read_config, resolve_model_dir, rewrite_args
+from ftlaunch.contract.errors import ConfigError
+from ftlaunch.forecast.params import count_params, lora_uses_parameter_targets
 from tests.conftest import load, make_job, run_launch
 from tests.model_configs import REAL, TINY
 
@@ -41,7 +41,7 @@ def spec_of(directory: Path, name: str = "m"):
 
 def meta_counts(cfg, targets="all-linear", r=R) -> tuple[int, int]:
     """(sum of numel, PEFT trainable numel) of the model transformers builds from cfg, on the meta device.
-    A multimodal Gemma-3 config: its text model, which is what recipes/train.py loads (Gemma3ForCausalLM)."""
+    A multimodal Gemma-3 config: its text model, which is what ftlaunch/recipes/train.py loads (Gemma3ForCausalLM)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -232,7 +232,7 @@ def build_tiny(model_type: str, out: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, Gemma3ForConditionalGeneration
 
-    from recipes.assets import build_tokenizer
+    from ftlaunch.recipes.assets import build_tokenizer
 
     tok = build_tokenizer()
     ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
@@ -299,10 +299,10 @@ TRAIN = [
 @pytest.mark.parametrize("model_type", TRAIN)
 def test_tiny_family_trains_from_its_folder(model_type, tmp_path):
     """Each family the recipe must load: planned from its folder, then the recipe's own main() trains it."""
-    from launcher.assemble import to_plan
-    from launcher.plan import write_plan
-    from launcher.planner import choose
-    from recipes import train
+    from ftlaunch.contract.plan import write_plan
+    from ftlaunch.planning.assemble import to_plan
+    from ftlaunch.planning.planner import choose
+    from ftlaunch.recipes import train
 
     d = build_tiny(model_type, tmp_path / "model")
     job = make_job(model={"name": model_type, "path": str(d)}, data="sample", cluster="local", budget=5.0,
@@ -323,7 +323,7 @@ def test_tiny_family_trains_from_its_folder(model_type, tmp_path):
 
 
 def save_tokenizer(d: Path) -> None:
-    from recipes.assets import build_tokenizer
+    from ftlaunch.recipes.assets import build_tokenizer
 
     build_tokenizer().save_pretrained(d)
 
@@ -341,7 +341,7 @@ def test_launch_plans_a_local_folder_and_a_cached_hub_id_without_torch(tmp_path)
     snap = hub_config_json(fake_hub_cache(tmp_path / "hub", "Qwen/Qwen3-30B-A3B", None), "qwen3-30b-a3b")
     own = hub_config_json(tmp_path / "My-Mixtral", "mixtral-8x7b")
     code = (
-        "import sys; from launcher.cli import main\n"
+        "import sys; from ftlaunch.cli.launch import main\n"
         "for arg in sys.argv[1:]:\n"
         " sys.argv=['launch', arg, 'cluster=cloud', 'data=alpaca', '+budget=5000', 'dry_run=true']\n"
         " try:\n  main()\n except SystemExit as e:\n  assert e.code == 0, e.code\n"
@@ -367,8 +367,9 @@ def test_launch_plans_a_local_folder_and_a_cached_hub_id_without_torch(tmp_path)
 
 
 def test_moe_memory_holds_every_expert_and_flops_count_the_active_ones():
-    from launcher.memory import Setup, _activation_bytes, peak_memory
-    from launcher.throughput import forward_flops_per_token
+    from ftlaunch.forecast.memory import _activation_bytes, peak_memory
+    from ftlaunch.forecast.setup import Setup
+    from ftlaunch.forecast.throughput import forward_flops_per_token
 
     m = model_spec(load("model", "mixtral-8x7b"))
     p = count_params(m)

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from launcher.memory import Setup, peak_memory
-from launcher.params import count_params
-from launcher.specs import model_spec
+from ftlaunch.config.build import model_spec
+from ftlaunch.forecast.memory import peak_memory
+from ftlaunch.forecast.params import count_params
+from ftlaunch.forecast.setup import Setup
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))

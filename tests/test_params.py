@@ -2,8 +2,8 @@
 
 import pytest
 
-from launcher.params import count_params
-from launcher.specs import model_spec
+from ftlaunch.config.build import model_spec
+from ftlaunch.forecast.params import count_params
 from tests.conftest import load
 
 PUBLISHED = {
@@ -54,7 +54,7 @@ def test_lora_target_subset_and_unknown():
     m = model_spec(load("model", "llama-2-7b"))
     qv = count_params(m, 16, "q_proj,v_proj").lora
     assert qv == 32 * 16 * (2 * 4096 + 2 * 4096)
-    from launcher.errors import ConfigError
+    from ftlaunch.contract.errors import ConfigError
 
     with pytest.raises(ConfigError, match="c_attn"):
         count_params(m, 16, "c_attn")

@@ -6,12 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from launcher.assemble import to_plan
-from launcher.errors import ConfigError
-from launcher.forecast import predict
-from launcher.memory import Setup
-from launcher.plan import ClusterRef, TrackingRef, plan_from_dict, read_plan
-from launcher.planner import choose
+from ftlaunch.config.build import catalog_gpu
+from ftlaunch.contract.errors import ConfigError
+from ftlaunch.contract.plan import ClusterRef, TrackingRef, plan_from_dict, read_plan
+from ftlaunch.forecast.predict import predict
+from ftlaunch.forecast.setup import Setup
+from ftlaunch.planning.assemble import to_plan
+from ftlaunch.planning.planner import choose
 from tests.conftest import load, make_job, run_launch
 
 
@@ -32,7 +33,9 @@ def test_setup_from_plan_is_the_setup_that_was_planned(kw):
     plan = to_plan(job, r, "/tmp/x")
     assert Setup.from_plan(plan) == r.chosen.setup
     # and the fixed-plan forecast agrees with the planner's own numbers for it
-    assert predict(plan)["peak_mem_gib"] == pytest.approx(r.chosen.peak_gib, rel=1e-9)
+    assert predict(plan, catalog_gpu(plan.resources.gpu))["peak_mem_gib"] == pytest.approx(
+        r.chosen.peak_gib, rel=1e-9
+    )
 
 
 def test_forecast_refuses_a_gpu_it_does_not_know():
@@ -40,7 +43,7 @@ def test_forecast_refuses_a_gpu_it_does_not_know():
     plan = to_plan(job, choose(job), "/tmp/x")
     bench = replace(plan, resources=replace(plan.resources, gpu="bench"))  # what gpu_validation used to write
     with pytest.raises(ConfigError, match="'bench' is not in the GPU catalog"):
-        predict(bench)
+        predict(bench, catalog_gpu(bench.resources.gpu))
 
 
 def test_cluster_gpu_flag_travels_from_config_to_plan():

@@ -2,9 +2,9 @@
 
 import pytest
 
-from launcher.errors import ConfigError
-from launcher.memory import GiB
-from launcher.planner import FIT_MARGIN, choose
+from ftlaunch.contract.errors import ConfigError
+from ftlaunch.forecast.memory import GiB
+from ftlaunch.planning.planner import FIT_MARGIN, choose
 from tests.conftest import load, make_job
 
 
@@ -106,7 +106,7 @@ def test_bad_values_raise_one_line(override, match):
 
 
 def _fit(job):
-    from launcher.planner import evaluate
+    from ftlaunch.planning.planner import evaluate
 
     return [c for c in evaluate(job)[0] if c.fits]
 

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from launcher.errors import ConfigError
-from launcher.memory import GiB
-from launcher.planner import FIT_MARGIN, choose
+from ftlaunch.contract.errors import ConfigError
+from ftlaunch.forecast.memory import GiB
+from ftlaunch.planning.planner import FIT_MARGIN, choose
 from tests.conftest import load, make_job
 
 MODELS = ["tiny", "qwen2.5-0.5b", "phi-3-mini", "llama-2-7b", "mistral-7b", "gemma-2-9b", "llama-2-13b",

@@ -1,4 +1,4 @@
-"""The pruned search (launcher/prune.py: cost bound + checkpointing dominance) returns what the exhaustive
+"""The pruned search (ftlaunch/planning/prune.py: cost bound + checkpointing dominance) returns what the exhaustive
 search returns, and its bound really is a lower bound."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from launcher import prune
-from launcher.errors import ConfigError
-from launcher.planner import choose, evaluate
+from ftlaunch.contract.errors import ConfigError
+from ftlaunch.planning import prune
+from ftlaunch.planning.planner import choose, evaluate
 from tests.conftest import load, make_job
 
 MODELS = ["tiny", "qwen2.5-0.5b", "phi-3-mini", "llama-3-8b", "mistral-7b", "gemma-2-9b", "llama-2-13b",
@@ -81,7 +81,7 @@ def test_bound_is_below_every_plan_it_stands_for(kw):
     cands, p = evaluate(job, prune=False)
     fitting = [c for c in cands if c.fits]
     assert fitting
-    from launcher import workload
+    from ftlaunch.forecast import workload
 
     wl = workload.of(job, fitting[0].setup.objective)
     pad0, useful0 = wl.speed(1)
@@ -104,7 +104,7 @@ def test_pruning_with_counted_lengths_keeps_the_choice(optimize, fmt, packing):
     """Counted lengths make the padded length, and so the bound, grow with the micro-batch."""
     import random
 
-    from launcher.tokens import TokenCounts
+    from ftlaunch.forecast.tokenstats import TokenCounts
 
     rng = random.Random(1)
     n = 4000

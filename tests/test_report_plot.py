@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from launcher.compare import METRICS
-from launcher.report import figure, plot
+from ftlaunch.forecast.compare import METRICS
+from ftlaunch.tracking.report import figure, plot
 
 
 def _rows(n: int, spread: float) -> list[dict]:

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launcher import slurm, slurminfo
-from launcher.clusterconf import cluster_config
-from launcher.errors import ConfigError
-from launcher.queueplan import limit_minutes
+from ftlaunch.cluster import discovery as slurminfo
+from ftlaunch.cluster import slurm
+from ftlaunch.cluster.clusterconf import cluster_config
+from ftlaunch.cluster.queueplan import limit_minutes
+from ftlaunch.contract.errors import ConfigError
 from tests.conftest import run_launch
 
 LAUNCH_CLUSTER = str(Path(sys.executable).parent / "launch-cluster")
@@ -50,7 +51,7 @@ def test_launch_cluster_writes_an_editable_yaml_the_planner_accepts(slurm_cluste
     assert "# gres type 'a100' -> GPU type a100-80gb" in text and "short: nodes n1,n2" in text
     cfg = yaml.safe_load(text)
     assert cfg["gpus"] == ["a100-80gb", "h100-sxm"] and cfg["executor"] == "slurm"
-    from launcher.specs import cluster_spec
+    from ftlaunch.config.build import cluster_spec
 
     spec = cluster_spec(cfg)
     assert spec.gres == {"a100-80gb": "a100", "h100-sxm": "h100"} and spec.gpus_per_node == 2
@@ -65,8 +66,8 @@ def test_cluster_auto_plans_on_discovered_gpus_and_renders_typed_gres(slurm_clus
     plan = json.loads(plan_file.read_text())
     assert plan["resources"]["gpu"] in ("a100-80gb", "h100-sxm") and plan["cluster"]["partition"] == "debug"
     assert plan["cluster"]["gres"] == {"a100-80gb": "a100", "h100-sxm": "h100"}[plan["resources"]["gpu"]]
-    from launcher.plan import read_plan
-    from launcher.slurm import directives
+    from ftlaunch.cluster.batch import directives
+    from ftlaunch.contract.plan import read_plan
 
     assert f"#SBATCH --gres=gpu:{plan['cluster']['gres']}:" in "\n".join(directives(read_plan(plan_file)))
 
@@ -171,8 +172,8 @@ def test_plan_longer_than_max_time_runs_as_checkpointed_segments(slurm_cluster, 
     need = limit_minutes(plan["forecast"]["hours"])  # the plan's own time limit, over MaxTime
     assert plan["cluster"]["max_time_min"] == 20 and need > 20
     assert f"segments   {math.ceil(need / 20)} x 20 min (partition MaxTime)" in r.stdout, r.stdout
-    from launcher.plan import read_plan
-    from launcher.slurm import directives
+    from ftlaunch.cluster.batch import directives
+    from ftlaunch.contract.plan import read_plan
 
     (plan_file,) = tmp_path.glob("runs/*/plan.json")
     assert "#SBATCH --time=0-00:20:00" in directives(read_plan(plan_file))

@@ -1,4 +1,4 @@
-"""Against a REAL Slurm on localhost (slurm/local-slurm.sh: Debian slurm-wlm + munge + slurmdbd; nodes n1, n2
+"""Against a REAL Slurm on localhost (ftlaunch/cluster/local-slurm.sh: Debian slurm-wlm + munge + slurmdbd; nodes n1, n2
 on this host). In CI a missing Slurm is a failure, not a skip: the fixture (tests/conftest.py) starts it."""
 
 import json
@@ -8,7 +8,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from launcher.plan import read_plan
+from ftlaunch.contract.plan import read_plan
 from tests.conftest import run_launch, submitted, wait_job
 
 
@@ -38,7 +38,7 @@ def test_quickstart_through_sbatch_completes(cluster, tmp_path):
     st = run_launch("status", run_dir.name, cwd=tmp_path)
     assert st.returncode == 0, st.stderr
     assert f"{job_id}  COMPLETED" in st.stdout and "failure" not in st.stdout
-    assert "predicted" in st.stdout and "tokens/s per GPU" in st.stdout  # launcher/summary.py table
+    assert "predicted" in st.stdout and "tokens/s per GPU" in st.stdout  # ftlaunch/tracking/summary.py table
     ls = run_launch("list", cwd=tmp_path)
     assert ls.returncode == 0 and run_dir.name in ls.stdout and "COMPLETED" in ls.stdout, ls.stdout
     logs = run_launch("logs", job_id, cwd=tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from launcher.plan import read_plan
+from ftlaunch.contract.plan import read_plan
 from tests.conftest import run_launch, submitted, wait_job
 
 LONG = ("+budget=5", "executor=slurm", "data.n_samples=1600", "global_batch=16")
@@ -67,7 +67,7 @@ def test_out_of_memory_is_classified_and_becomes_a_calibration_point(slurm_clust
     (point,) = [json.loads(x) for x in (tmp_path / "runs" / "oom_points.jsonl").read_text().splitlines()]
     assert point["predicted_peak_mem_gib"] == plan.forecast.peak_mem_gib and point["ran_out_at_gib"] == 0.65
     # the point feeds `launch-report --calibrate`: memory needed at least 0.65 / predicted
-    from launcher import calibration
+    from ftlaunch.tracking import calibration
 
     (rec,) = calibration.oom_records(tmp_path / "runs")
     assert rec["peak_mem"] == 0.65 / plan.forecast.peak_mem_gib > 1
@@ -152,7 +152,7 @@ def test_sweep_submits_one_job_per_plan_and_list_shows_them_together(slurm_clust
 
 def test_failure_classes_from_sacct_state_exit_code_and_log():
     """sacct State strings as Slurm 22.05 prints them (the live cases above cover CANCELLED and OOM)."""
-    from launcher.outcome import classify
+    from ftlaunch.cluster.outcome import classify
 
     assert classify("RUNNING") is None and classify("PENDING") is None and classify("REQUEUED") is None
     assert classify("COMPLETED", "0:0") == "COMPLETED"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher import slurm
-from launcher.assemble import to_plan
-from launcher.errors import ConfigError
-from launcher.planner import choose
+from ftlaunch.cluster import batch
+from ftlaunch.contract.errors import ConfigError
+from ftlaunch.planning.assemble import to_plan
+from ftlaunch.planning.planner import choose
 from tests.conftest import load, make_job
 
 GOLDEN = Path(__file__).parent / "golden" / "job.sbatch"
@@ -28,7 +28,7 @@ def plan_for(run_dir="/scratch/runs/llama-3-70b-alpaca-20261124-120000-abcdef", 
 
 
 def test_golden_script():
-    text = slurm.render(plan_for(), {"FTLAUNCH_RUN_DIR": "/scratch/runs/x"}, python="/opt/venv/bin/python")
+    text = batch.render(plan_for(), {"FTLAUNCH_RUN_DIR": "/scratch/runs/x"}, python="/opt/venv/bin/python")
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
@@ -36,34 +36,34 @@ def test_golden_script():
 
 def test_script_is_valid_bash_and_requests_what_the_plan_says():
     p = plan_for()
-    text = slurm.render(p, python="/opt/venv/bin/python")
+    text = batch.render(p, python="/opt/venv/bin/python")
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
     assert f"#SBATCH --nodes={p.resources.nodes}" in text and p.resources.nodes == 2
     assert "#SBATCH --gres=gpu:8" in text and "--nproc-per-node=8" in text
     assert "#SBATCH --signal=B:USR1@" in text and "#SBATCH --requeue" in text and "--open-mode=append" in text
     assert "#SBATCH --partition=gpu" in text
     assert '--rdzv-id="$SLURM_JOB_ID"' in text and "scontrol show hostnames" in text
-    assert "--gpus-per-node=8" in slurm.render(plan_for(gpu_flag="gpus-per-node"))
+    assert "--gpus-per-node=8" in batch.render(plan_for(gpu_flag="gpus-per-node"))
 
 
 @pytest.mark.parametrize(
     "hours,limit", [(0.0, "0-00:10:00"), (0.01, "0-00:11:00"), (1.0, "0-01:28:00"), (30, "1-15:10:00")]
 )
 def test_time_limit_has_margin(hours, limit):
-    assert slurm.time_limit(hours) == limit
+    assert batch.time_limit(hours) == limit
 
 
 @pytest.mark.parametrize("key", ["partition", "account", "qos"])
 @pytest.mark.parametrize("evil", ["gpu; rm -rf /", "$(reboot)", "a`id`", "x\n#SBATCH --uid=0", "a b"])
 def test_hostile_cluster_names_are_refused(key, evil):
     with pytest.raises(ConfigError, match=key):
-        slurm.render(plan_for(**{key: evil}))
+        batch.render(plan_for(**{key: evil}))
 
 
 def test_hostile_paths_and_env_are_quoted(tmp_path):
     evil_dir = str(tmp_path / "runs $(touch PWNED) `id`; echo")
     p = replace(plan_for(run_dir=evil_dir), job_name="x'; touch PWNED2 #")
-    text = slurm.render(p, {"HF_TOKEN_FILE": "a'b $(touch PWNED3)"}, python="/usr/bin/python3")
+    text = batch.render(p, {"HF_TOKEN_FILE": "a'b $(touch PWNED3)"}, python="/usr/bin/python3")
     assert "#SBATCH --job-name=x-touch-PWNED2" in text
     # Execute only the variable assignments: nothing may run, values must round-trip exactly.
     assigns = [ln for ln in text.splitlines() if ln.startswith(("RUN_DIR=", "PLAN=", "export "))]
@@ -72,4 +72,4 @@ def test_hostile_paths_and_env_are_quoted(tmp_path):
     assert out.stdout.splitlines() == [evil_dir, "a'b $(touch PWNED3)"]
     assert not list(tmp_path.glob("PWNED*"))
     with pytest.raises(ConfigError, match="environment variable"):
-        slurm.render(p, {"BAD;NAME": "1"})
+        batch.render(p, {"BAD;NAME": "1"})

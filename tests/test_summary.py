@@ -1,12 +1,13 @@
-"""launcher/summary.py: the predicted-vs-actual table, its markdown twin, and where-to-look-next lines."""
+"""ftlaunch/tracking/summary.py: the predicted-vs-actual table, its markdown twin, and where-to-look-next lines."""
 
 import json
 
 import pytest
 from rich.console import Console
 
-from launcher import compare, summary
-from launcher.plan import read_plan
+from ftlaunch.contract.plan import read_plan
+from ftlaunch.forecast import compare
+from ftlaunch.tracking import summary
 from tests.conftest import run_launch
 
 
@@ -82,10 +83,10 @@ def test_module_prints_a_run_folder_or_refuses_in_one_line(plan, tmp_path):
     import sys
 
     r = subprocess.run(
-        [sys.executable, "-m", "launcher.summary", plan.run_dir], capture_output=True, text=True
+        [sys.executable, "-m", "ftlaunch.tracking.summary", plan.run_dir], capture_output=True, text=True
     )
     assert r.returncode == 0 and "no actuals yet" in r.stdout and "predicted" in r.stdout, r.stderr
     r = subprocess.run(
-        [sys.executable, "-m", "launcher.summary", str(tmp_path)], capture_output=True, text=True
+        [sys.executable, "-m", "ftlaunch.tracking.summary", str(tmp_path)], capture_output=True, text=True
     )
     assert r.returncode == 2 and r.stderr == f"error: {tmp_path} is not a run folder (no plan.json)\n"

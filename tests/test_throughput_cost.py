@@ -2,11 +2,11 @@
 
 import pytest
 
-from launcher import cost
-from launcher.memory import Setup
-from launcher.params import count_params
-from launcher.specs import cluster_spec, gpu_spec, model_spec
-from launcher.throughput import (
+from ftlaunch.config.build import cluster_spec, gpu_spec, model_spec
+from ftlaunch.forecast import cost
+from ftlaunch.forecast.params import count_params
+from ftlaunch.forecast.setup import Setup
+from ftlaunch.forecast.throughput import (
     LAYER_PASS_OVERHEAD_S,
     Efficiency,
     step_time,
@@ -84,7 +84,7 @@ def test_brief_reference_example():
 
 
 def test_cpu_step_is_dispatch_plus_flops_and_starts_up_in_seconds():
-    from launcher.throughput import CPU_EFFICIENCY, CPU_LAYER_PASS_FLOPS, CPU_MICRO_STEP_FLOPS
+    from ftlaunch.forecast.throughput import CPU_EFFICIENCY, CPU_LAYER_PASS_FLOPS, CPU_MICRO_STEP_FLOPS
 
     tiny = model_spec(load("model", "tiny"))
     pt = count_params(tiny)

@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from launcher.memory import Setup
-from launcher.params import count_params
-from launcher.specs import cluster_spec, gpu_spec, model_spec
-from launcher.throughput import (
+from ftlaunch.config.build import cluster_spec, gpu_spec, model_spec
+from ftlaunch.forecast.params import count_params
+from ftlaunch.forecast.setup import Setup
+from ftlaunch.forecast.throughput import (
     ELEMENTWISE_SCALE,
     LOSS_BYTES_PER_VOCAB,
     STACK_MATMUL_EFFICIENCY,

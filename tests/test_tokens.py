@@ -1,4 +1,4 @@
-"""Token counts on the login side (launcher/tokens.py, launcher/workload.py): statistics, the padding
+"""Token counts on the login side (ftlaunch/config/tokens.py, ftlaunch/forecast/workload.py): statistics, the padding
 model, the cache, and the plan a user gets for their own model folder and data file. The tokenizer is
 trained here with the `tokenizers` library (no download, no transformers)."""
 
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher import tokens, workload
-from launcher.plan import read_plan
-from launcher.planner import choose
+from ftlaunch.config import tokens
+from ftlaunch.contract.plan import read_plan
+from ftlaunch.forecast import tokenstats, workload
+from ftlaunch.planning.planner import choose
 from tests.conftest import load, make_job, run_launch
 
 TEMPLATE = (
@@ -59,14 +60,16 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def counts_of(*lengths, prompt=None) -> tokens.TokenCounts:
+def counts_of(*lengths, prompt=None) -> tokenstats.TokenCounts:
     n = len(lengths[0])
-    return tokens.TokenCounts(prompt=tuple(prompt or [0] * n), seqs=tuple(map(tuple, lengths)), tokenizer="x")
+    return tokenstats.TokenCounts(
+        prompt=tuple(prompt or [0] * n), seqs=tuple(map(tuple, lengths)), tokenizer="x"
+    )
 
 
 def test_stats_truncation_and_drops():
     c = counts_of([10, 20, 30, 400], prompt=[2, 3, 100, 5])
-    st = tokens.stats(c, 64)
+    st = tokenstats.stats(c, 64)
     assert (st.n_rows, st.n_dropped, st.n_truncated) == (3, 1, 1)  # prompt 100 >= 64 is dropped
     assert st.max == 400 and st.mean == pytest.approx((10 + 20 + 400) / 3)
     assert st.mean_trained == pytest.approx((10 + 20 + 64) / 3)
@@ -76,7 +79,7 @@ def test_stats_truncation_and_drops():
 def test_dpo_rows_count_both_sequences_and_pad_to_the_longer():
     c = counts_of([10, 40], [30, 20])
     assert c.mean_tokens() == pytest.approx(50)
-    assert tokens.padded_length(c, 1, 100) == pytest.approx(35)  # mean of max(10,30), max(40,20)
+    assert tokenstats.padded_length(c, 1, 100) == pytest.approx(35)  # mean of max(10,30), max(40,20)
 
 
 def test_padded_length_matches_sampling_micro_batches():
@@ -86,8 +89,8 @@ def test_padded_length_matches_sampling_micro_batches():
     seq_len = 512
     for mb in (1, 4, 16):
         draws = [max(min(rng.choice(lengths), seq_len) for _ in range(mb)) for _ in range(20000)]
-        assert tokens.padded_length(c, mb, seq_len) == pytest.approx(sum(draws) / len(draws), rel=0.03)
-    assert tokens.padded_length(counts_of([7] * 50), 8, 64) == pytest.approx(7)  # nothing to pad
+        assert tokenstats.padded_length(c, mb, seq_len) == pytest.approx(sum(draws) / len(draws), rel=0.03)
+    assert tokenstats.padded_length(counts_of([7] * 50), 8, 64) == pytest.approx(7)  # nothing to pad
 
 
 def test_skewed_lengths_cost_more_than_uniform_ones_of_the_same_mean(tmp_path):
@@ -173,7 +176,7 @@ def test_counting_keeps_the_login_side_torch_free(tok_dir, tmp_path):
     code = (
         f"import sys; sys.argv=['launch','model.path={tok_dir}','data=jsonl','data.path={f}',"
         "'data.format=text','+budget=5','dry_run=true'];"
-        "from launcher.cli import main\n"
+        "from ftlaunch.cli.launch import main\n"
         "try:\n main()\nexcept SystemExit as e:\n assert e.code == 0, e.code\n"
         "heavy={'torch','transformers','peft','trl','bitsandbytes','deepspeed','mlflow'} & set(sys.modules)\n"
         "assert not heavy, heavy\nassert 'tokenizers' in sys.modules\nprint('clean')"

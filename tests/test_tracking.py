@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from launcher.compare import pairs
-from launcher.plan import read_plan
+from ftlaunch.contract.plan import read_plan
+from ftlaunch.forecast.compare import pairs
 from tests.conftest import SECRET_CFG, SECRET_ENV, run_launch
 
 REPORT = str(Path(sys.executable).parent / "launch-report")
@@ -239,10 +239,11 @@ def test_gpu_memory_forecast_pairs_one_way_for_report_and_calibration(tmp_path):
     """A GPU plan has a non-zero overhead (CUDA context, allocator slack) that torch's max_memory_allocated
     never sees. A perfect forecast must calibrate to 1.0, not to allocated/total (~0.92), or calibrate=true
     would strip that allowance. The actuals are written by the test: no GPU here (stands in for one)."""
-    from launcher import report, tracking
-    from launcher.assemble import to_plan
-    from launcher.plan import write_plan
-    from launcher.planner import choose
+    from ftlaunch.contract.plan import write_plan
+    from ftlaunch.planning.assemble import to_plan
+    from ftlaunch.planning.planner import choose
+    from ftlaunch.tracking import mlflow_run as tracking
+    from ftlaunch.tracking import report
     from tests.conftest import make_job
 
     job = make_job(model="llama-3-8b", cluster="slurm-a100", method="lora", budget=5000)

@@ -1,4 +1,4 @@
-"""Every setting in conf/ has a type/range rule (launcher/validate.py), and a bad value of each is refused
+"""Every setting in conf/ has a type/range rule (ftlaunch/config/validate.py), and a bad value of each is refused
 by `launch` with one line, exit 2 and nothing written. The keys come from the conf files themselves, so a
 key added later without a rule fails test_every_conf_key_has_a_rule by name."""
 
@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
-from importlib import resources
 
 import pytest
 import yaml
 
-from launcher import cli
-from launcher.errors import ConfigError
-from launcher.validate import RULES, check, check_key
+from ftlaunch.cli import launch as cli
+from ftlaunch.config.catalog import conf_dir
+from ftlaunch.config.validate import RULES, check, check_key
+from ftlaunch.contract.errors import ConfigError
 from tests.conftest import run_launch
 
 GROUPS = ("model", "data", "method", "gpu", "cluster")
@@ -22,7 +22,7 @@ DEFAULTS = {"model": "tiny", "data": "sample", "method": "auto", "gpu": "auto", 
 
 def conf_keys() -> dict[str, tuple[str, str] | None]:
     """Dotted key -> (group, option whose yaml defines it) for every key in conf/; None for config.yaml's."""
-    root = resources.files("conf")
+    root = conf_dir()
     out: dict[str, tuple[str, str] | None] = {}
     top = yaml.safe_load(root.joinpath("config.yaml").read_text())
     for k, v in top.items():
@@ -44,7 +44,7 @@ KEYS = conf_keys()
 
 def test_every_conf_key_has_a_rule():
     missing = sorted(k for k in KEYS if k not in RULES)
-    assert not missing, f"no rule in launcher/validate.py RULES for: {', '.join(missing)}"
+    assert not missing, f"no rule in ftlaunch/config/validate.py RULES for: {', '.join(missing)}"
 
 
 def _cases():
@@ -82,7 +82,7 @@ def test_bad_value_of_every_setting_is_refused(key, bad, tmp_path, monkeypatch, 
         args.append(f"{'' if key in KEYS else '+'}{key}={bad}")  # + appends keys no yaml ships
     code, err, _ = launch_here(args, tmp_path, monkeypatch, capsys)
     assert code == 2, (args, err)
-    # model.path is resolved (local folder / HF cache, launcher/modelconfig.py rewrite_args) before the
+    # model.path is resolved (local folder / HF cache, ftlaunch/config/modelconfig.py rewrite_args) before the
     # table sees it: refused there, in its own words
     named = err[0].startswith(f"error: {key}") or (key == "model.path" and err[0].startswith("error: "))
     assert len(err) == 1 and named, (args, err)
@@ -157,7 +157,7 @@ def test_check_key_leaves_maps_free_form_and_hydra_alone():
 
 
 def test_top_level_settings_from_the_table_match_config_yaml():
-    top = yaml.safe_load(resources.files("conf").joinpath("config.yaml").read_text())
+    top = yaml.safe_load(conf_dir().joinpath("config.yaml").read_text())
     assert cli._top_level_keys() == set(top) - {"defaults", "hydra"}
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from launcher import summary, tracking
-from launcher.plan import read_plan
+from ftlaunch.contract.plan import read_plan
+from ftlaunch.tracking import mlflow_run as tracking
+from ftlaunch.tracking import summary
 from tests.conftest import run_launch
 
 NOISE = ("Loading weights", "FutureWarning", "warnings.warn", "examples/s", "INFO mlflow", "it/s]", "s/it]")

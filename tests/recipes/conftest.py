@@ -10,12 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from launcher.plan import ClusterRef, DataRef, Forecast, ModelRef, Plan, Resources, Training, write_plan
-from recipes.assets import TINY_LLAMA
+from ftlaunch.contract.plan import (
+    ClusterRef,
+    DataRef,
+    Forecast,
+    ModelRef,
+    Plan,
+    Resources,
+    Training,
+    write_plan,
+)
+from ftlaunch.recipes.assets import TINY_LLAMA
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
-TINY_ARCH = dict(TINY_LLAMA)  # the shape recipes/assets.py builds (and conf/model/tiny.yaml states)
+TINY_ARCH = dict(TINY_LLAMA)  # the shape ftlaunch/recipes/assets.py builds (and conf/model/tiny.yaml states)
 DATA = {  # format -> (path, rows)
     "alpaca": ("builtin:arith", 512),
     "messages": ("builtin:arith-messages", 512),
@@ -129,7 +138,7 @@ def recipe_env(tmp_path_factory) -> dict[str, str]:
 
 
 def run_recipe(plan_path: Path, env: dict, *args: str, extra_env: dict | None = None, timeout: float = 300):
-    cmd = [PY, "-m", "recipes.train", "--plan", str(plan_path), *args]
+    cmd = [PY, "-m", "ftlaunch.recipes.train", "--plan", str(plan_path), *args]
     return subprocess.run(
         cmd, env={**env, **(extra_env or {})}, cwd=REPO, capture_output=True, text=True, timeout=timeout
     )

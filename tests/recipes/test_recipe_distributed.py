@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from conftest import PY, REPO, build_plan, ok, read_json, read_metrics, run_recipe
 
-from recipes import checkpoints
+from ftlaunch.recipes import checkpoints
 
 
 def _free_port() -> int:
@@ -19,7 +19,7 @@ def _free_port() -> int:
 
 def torchrun(plan_path, env, nproc=2):
     cmd = [PY, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--master-port={_free_port()}"]
-    cmd += ["-m", "recipes.train", "--plan", str(plan_path)]
+    cmd += ["-m", "ftlaunch.recipes.train", "--plan", str(plan_path)]
     env = {**env, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
 
@@ -75,7 +75,7 @@ def test_expert_lora_under_zero3(tmp_path, recipe_env):
     trains to the end and the adapter is exactly the one the planner counted, experts included."""
     import json
 
-    from launcher.params import count_params
+    from ftlaunch.forecast.params import count_params
     from tests.test_modelconfig import build_tiny, spec_of
 
     model_dir = build_tiny("qwen3_moe", tmp_path / "My-moe")

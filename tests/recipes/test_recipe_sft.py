@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import PY, REPO, build_plan, ok, read_json, read_metrics, run_recipe
 
-from recipes import checkpoints
+from ftlaunch.recipes import checkpoints
 
 STEPS, EVERY = 16, 4
 
@@ -116,7 +116,7 @@ def test_signal_stops_at_the_next_step_with_a_checkpoint(tmp_path, recipe_env, s
     run_dir = tmp_path / "run"
     plan_path = build_plan(run_dir, max_steps=50, checkpoint_every=100)
     proc = subprocess.Popen(
-        [PY, "-m", "recipes.train", "--plan", str(plan_path)],
+        [PY, "-m", "ftlaunch.recipes.train", "--plan", str(plan_path)],
         env=recipe_env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -165,7 +165,7 @@ def test_budget_guard_stops_and_a_requeue_does_not_double_count(tmp_path, recipe
 def test_export_merges_the_adapter(tmp_path, recipe_env, lora_run):
     out = tmp_path / "merged"
     proc = subprocess.run(
-        [PY, "-m", "recipes.export", "--run-dir", str(lora_run), "--out", str(out)],
+        [PY, "-m", "ftlaunch.recipes.export", "--run-dir", str(lora_run), "--out", str(out)],
         env=recipe_env,
         cwd=REPO,
         capture_output=True,
@@ -176,7 +176,7 @@ def test_export_merges_the_adapter(tmp_path, recipe_env, lora_run):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from recipes.assets import resolve_model
+    from ftlaunch.recipes.assets import resolve_model
 
     merged = AutoModelForCausalLM.from_pretrained(out)
     assert not any("lora" in n for n, _ in merged.named_parameters())

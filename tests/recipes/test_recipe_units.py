@@ -10,14 +10,14 @@ import pytest
 import yaml
 from conftest import REPO, build_plan, run_recipe
 
-from launcher.plan import read_plan
-from recipes import assets, checkpoints, data
-from recipes.data import DataError
-from recipes.deepspeed_config import deepspeed_config
+from ftlaunch.contract.plan import read_plan
+from ftlaunch.recipes import assets, checkpoints, data
+from ftlaunch.recipes.data import DataError
+from ftlaunch.recipes.deepspeed_config import deepspeed_config
 
 
 def test_tiny_model_facts_match_the_planner_config():
-    conf = yaml.safe_load((REPO / "conf" / "model" / "tiny.yaml").read_text())
+    conf = yaml.safe_load((REPO / "ftlaunch" / "conf" / "model" / "tiny.yaml").read_text())
     for key, value in assets.TINY_LLAMA.items():
         assert conf[key] == value, key
     a = assets.TINY_LLAMA
@@ -217,7 +217,7 @@ def test_moe_full_finetuning_without_deepspeed_loops_over_experts_on_gpu(tmp_pat
     import torch
     from transformers import AutoModelForCausalLM
 
-    from recipes.train import experts_implementation
+    from ftlaunch.recipes.train import experts_implementation
     from tests.test_modelconfig import build_tiny
 
     def plan_of(method, zero, experts=4):

@@ -1,4 +1,4 @@
-"""The login side's token count (launcher/tokens.py: `tokenizers` + jinja2, no transformers) equals what the
+"""The login side's token count (ftlaunch/config/tokens.py: `tokenizers` + jinja2, no transformers) equals what the
 recipe's real trainer tokenizes: the recipe's own data loading and TRL trainer, with the transformers
 tokenizer loaded by from_pretrained from the same folder, row by row, for every data format."""
 
@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import build_plan
 
-from launcher import tokens
-from launcher.plan import read_plan
-from recipes import assets, data
-from recipes.train import make_trainer, training_args
+from ftlaunch.config import tokens
+from ftlaunch.contract.plan import read_plan
+from ftlaunch.forecast import tokenstats
+from ftlaunch.recipes import assets, data
+from ftlaunch.recipes.train import make_trainer, training_args
 
 SEQ_LEN = 48
 # A template that uses a special-token variable and the generation prompt, like real ones (Llama 3, Zephyr).
@@ -91,7 +92,7 @@ def _trainer_lengths(plan_path: Path, model_dir: Path, fmt: str) -> list[tuple[i
     plan = read_plan(plan_path)
     t = plan.training
     ds = data.load(data.resolve(plan.data.path, fmt), fmt, plan.data.split, t.objective)
-    tok = AutoTokenizer.from_pretrained(model_dir)  # what recipes/train.py does
+    tok = AutoTokenizer.from_pretrained(model_dir)  # what ftlaunch/recipes/train.py does
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -121,7 +122,7 @@ def test_login_count_equals_the_trainers_tokens(fmt, model_dir, tmp_path, monkey
     kept = [i for i, p in enumerate(counts.prompt) if p < SEQ_LEN]
     mine = [tuple(min(c[i], SEQ_LEN) for c in counts.seqs) for i in kept]
     assert mine == real
-    st = tokens.stats(counts, SEQ_LEN)
+    st = tokenstats.stats(counts, SEQ_LEN)
     assert st.n_rows == len(real)
     assert st.mean_trained == pytest.approx(sum(map(sum, real)) / len(real))
     assert st.n_truncated >= 1  # the long rows really exceed SEQ_LEN, so truncation was exercised

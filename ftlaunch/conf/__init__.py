@@ -1,0 +1,1 @@
+"""Hydra config groups shipped with ftlaunch (pkg://ftlaunch.conf): model, data, method, gpu, cluster."""
