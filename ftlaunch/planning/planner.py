@@ -376,7 +376,7 @@ def choose(job: Job, prune: bool = True) -> PlanResult:
                 why = f"costs {usd(cheapest_full.cost.usd)}" if cheapest_full else "fits on no offered GPU"
                 reason = f"large domain shift, but full fine-tuning {why}: LoRA instead"
         else:
-            chosen, reason = lora, "small domain shift, budget allows it: LoRA (brief's default)"
+            chosen, reason = lora, "small domain shift, budget allows it: LoRA (the default)"
     if chosen is not None and objective == "dpo":
         reason += "; preference data: DPO stage"
 
