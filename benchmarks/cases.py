@@ -1,5 +1,5 @@
-"""The published measurements (benchmarks/data/published_cases.csv: rows 0-43 a copy of ../shared/data/, rows 44-56
-added for issue 12 with their citations) mapped to planner inputs. Each case names its CSV row; every assumption made to map it is written beside it.
+"""The published measurements (benchmarks/data/published_cases.csv: rows 0-43 the project's first collection,
+rows 44-56 added with the throughput work of docs/accuracy.md; each row cites its source) mapped to planner inputs. Each case names its CSV row; every assumption made to map it is written beside it.
 Rows left out are listed in EXCLUDED with the reason, so the accuracy figures can be read honestly.
 
 mem_kind says what the source measured: "allocated" (torch.cuda.max_memory_allocated, no CUDA context),
@@ -8,7 +8,7 @@ mem_kind says what the source measured: "allocated" (torch.cuda.max_memory_alloc
 
 from __future__ import annotations
 
-# Architectures not in conf/model (HF config.json facts of each checkpoint).
+# Architectures not in ftlaunch/conf/model (HF config.json facts of each checkpoint).
 ARCH = {
     "qwen-1.8b": dict(hidden_size=2048, intermediate_size=5504, num_hidden_layers=24, num_attention_heads=16,
                       num_key_value_heads=16, vocab_size=151936, attention_bias=True),
@@ -34,7 +34,7 @@ ARCH = {
                        num_key_value_heads=8, vocab_size=65024, mlp="standard"),
 }  # fmt: skip
 
-GPU: dict[str, dict] = {}  # GPUs not in conf/gpu (none needed now)
+GPU: dict[str, dict] = {}  # GPUs not in ftlaunch/conf/gpu (none needed now)
 
 LITGPT = dict(
     lora_r=8, lora_targets="q_proj,v_proj", lora_dropout=0.05

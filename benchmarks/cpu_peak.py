@@ -1,4 +1,4 @@
-"""This machine's CPU as a "device" (conf/gpu/cpu.yaml): its fp32 matmul rate, and the fixed cost of an eager
+"""This machine's CPU as a "device" (ftlaunch/conf/gpu/cpu.yaml): its fp32 matmul rate, and the fixed cost of an eager
 training micro-step that no FLOP count sees (Python + kernel dispatch), which is all a tiny model's step is.
 
 python benchmarks/cpu_peak.py     # ~1 min; prints figures; writes benchmarks/results/cpu_peak.json

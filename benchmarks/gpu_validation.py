@@ -5,8 +5,8 @@
     python benchmarks/gpu_validation.py --predict predictions.json
 
 For each method (lora, qlora, full, dpo) it writes a plan.json for a random-weight model of the chosen
-architecture (HF config facts from conf/model/<name>.yaml, or the built-in tiny shape), runs the real recipe
-(`python -m recipes.train`) for a few steps, and reads back the recipe's actuals.json and metrics.jsonl:
+architecture (HF config facts from ftlaunch/conf/model/<name>.yaml, or the built-in tiny shape), runs the real recipe
+(`python -m ftlaunch.recipes.train`) for a few steps, and reads back the recipe's actuals.json and metrics.jsonl:
 peak memory (CUDA max allocated / reserved on GPU, peak RSS on CPU) and tokens/s per device (median over
 steps after the first). SFT methods train on packed text (best-fit packing), so sequences come close to
 seq_len tokens.
@@ -61,7 +61,7 @@ ARCH_KEYS = (
 
 
 def arch_facts(name: str) -> dict:
-    """HF config facts: the built-in tiny shape, or the planner's conf/model/<name>.yaml."""
+    """HF config facts: the built-in tiny shape, or the planner's ftlaunch/conf/model/<name>.yaml."""
     if name == "tiny":
         return dict(assets.TINY_LLAMA)
     import yaml
@@ -91,7 +91,7 @@ def random_model(name: str, facts: dict, on_gpu: bool) -> str:
     return str(out)
 
 
-# torch.cuda.get_device_name() -> GPU catalog key (conf/gpu/); first match wins, so PCIe before the SXM default.
+# torch.cuda.get_device_name() -> GPU catalog key (ftlaunch/conf/gpu/); first match wins, so PCIe before the SXM default.
 DEVICE_NAMES = (
     ("H200", "h200"), ("H100 PCIe", "h100-pcie"), ("H100", "h100-sxm"), ("A100-SXM4-80GB", "a100-80gb"),
     ("A100 80GB", "a100-80gb"), ("A100", "a100-40gb"), ("L40S", "l40s"), ("L4", "l4"), ("A10G", "a10g"),
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.cuda.get_device_name() if on_gpu else "cpu"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--model", default="tiny", help="tiny, or a conf/model/<name>.yaml name (e.g. llama-3-8b)"
+        "--model", default="tiny", help="tiny, or a ftlaunch/conf/model/<name>.yaml name (e.g. llama-3-8b)"
     )
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--steps", type=int, default=4)
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     a.gpu = a.gpu or catalog_gpu(device, on_gpu)
     if a.gpu is None:
-        print(f"error: device {device!r} is not recognised: pass --gpu <conf/gpu name>", file=sys.stderr)
+        print(f"error: device {device!r} is not recognised: pass --gpu <GPU catalog key>", file=sys.stderr)
         return 2
 
     slug = re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")

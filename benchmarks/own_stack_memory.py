@@ -14,7 +14,7 @@ The peak grows linearly with the layer count (every per-layer term repeats; embe
 so each configuration is measured at full width with 2 and 4 layers and extrapolated to the real depth.
 
 Results append to benchmarks/results/own_stack_memory.json (one row per configuration, written as each ends),
-beside ftlaunch/forecast/memory.py's `allocated` figure for the same setup. Caveats (../shared/FINDINGS.md): bitsandbytes
+beside ftlaunch/forecast/memory.py's `allocated` figure for the same setup. Caveats (docs/stack-facts.md): bitsandbytes
 cannot run on fake tensors, so QLoRA configurations run for real on CPU at 1 and 2 layers (own_stack_qlora.py,
 same MemTracker accounting); two CPU fallbacks whose memory differs from the GPU kernels are swapped for the GPU
 behaviour (_gpu_kernels: dropout mask, TRL's fused-head tiles); CUDA context, cuBLAS workspaces and allocator
@@ -42,7 +42,7 @@ from ftlaunch.forecast.params import count_params, lora_uses_parameter_targets  
 from ftlaunch.forecast.setup import Setup  # noqa: E402
 
 RESULTS = HERE / "results" / "own_stack_memory.json"
-# conf/model name prefix -> transformers model_type (the architecture class from_pretrained would pick).
+# ftlaunch/conf/model name prefix -> transformers model_type (the architecture class from_pretrained would pick).
 MODEL_TYPES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "gemma-2": "gemma2", "phi-3": "phi3"}
 # transformers 5.24 refuses SDPA for Gemma-2 ("does not support an attention implementation through
 # scaled_dot_product_attention"): the recipe (and this benchmark) must run it with eager attention.
@@ -51,7 +51,7 @@ EAGER_ONLY = ("gemma2",)
 # experts implementation on SM80+ GPUs, transformers/integrations/moe.py).
 MOE_TYPES = ("olmoe", "qwen3_moe", "mixtral")
 MEASURED_LAYERS = (2, 4)
-LORA_DROPOUT = 0.05  # conf/method/lora.yaml
+LORA_DROPOUT = 0.05  # ftlaunch/conf/method/lora.yaml
 DEBUG = False
 
 

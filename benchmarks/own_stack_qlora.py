@@ -3,8 +3,8 @@
 Run through benchmarks/own_stack_memory.py (its `qlora` configurations); this module holds the measurement.
 
 The model is built the way ftlaunch/recipes/train.py builds it: a random-initialised checkpoint of the architecture at full
-width is saved, then loaded by recipes.train.load_model (BitsAndBytesConfig nf4 + double quant, bf16 compute and
-quant storage: the linears are quantized while loading, as on a GPU), given the LoRA of recipes.train.lora_config
+width is saved, then loaded by ftlaunch.recipes.train.load_model (BitsAndBytesConfig nf4 + double quant, bf16 compute and
+quant storage: the linears are quantized while loading, as on a GPU), given the LoRA of ftlaunch.recipes.train.lora_config
 by PEFT's get_peft_model, and prepared as TRL's SFTTrainer prepares a quantized model (no
 prepare_model_for_kbit_training in trl 1.16: input grads for checkpointing, trainable adapters cast to bf16, fused
 LM head). The optimizer is fused AdamW (TrainingArguments' default) with grad-norm clipping, as in
@@ -41,7 +41,7 @@ WARMUP_SEQ = 16  # the first step only creates the optimizer states
 
 
 def _plan(arch: dict, dropout: float) -> SimpleNamespace:
-    """The plan.json fields recipes.train.load_model and lora_config read (conf/method/qlora.yaml values)."""
+    """The plan.json fields ftlaunch.recipes.train.load_model and lora_config read (ftlaunch/conf/method/qlora.yaml values)."""
     training = SimpleNamespace(
         method="qlora", precision="bf16", attention="sdpa", lora_r=16, lora_alpha=32, lora_dropout=dropout,
         lora_targets="all-linear",

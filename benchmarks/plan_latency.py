@@ -63,10 +63,12 @@ def own_model_and_data(d: Path) -> tuple[Path, Path]:
     tok.train_from_iterator((r["messages"][1]["content"] for r in rows[:5000]), trainer=trainer)
     tok.save(str(model / "tokenizer.json"))
     (model / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
-    # the planner reads the folder's architecture from config.json: Llama-3-8B's facts (conf/model/llama-3-8b.yaml)
+    # the planner reads the folder's architecture from config.json: Llama-3-8B's facts (ftlaunch/conf/model/llama-3-8b.yaml)
     import yaml
 
-    arch = yaml.safe_load((Path(__file__).resolve().parent.parent / "conf/model/llama-3-8b.yaml").read_text())
+    arch = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "ftlaunch/conf/model/llama-3-8b.yaml").read_text()
+    )
     arch = {k: v for k, v in arch.items() if k not in ("name", "path")}
     (model / "config.json").write_text(json.dumps({"model_type": "llama", **arch}))
     (model / "chat_template.jinja").write_text(

@@ -1,5 +1,5 @@
 """Real-size config.json values of one model per supported family (source: each model's config.json on the
-Hugging Face Hub), as kwargs of transformers' config classes; the catalog entry conf/model/<key>.yaml states
+Hugging Face Hub), as kwargs of transformers' config classes; the catalog entry ftlaunch/conf/model/<key>.yaml states
 the same facts. Tiny variants keep each family's quirks at a size that trains on CPU in a second."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Forecast defects found in review (issue #12), one test each; every one failed before its fix."""
+"""Forecast defects found in review (docs/accuracy.md), one test each; every one failed before its fix."""
 
 import math
 from dataclasses import replace

@@ -41,7 +41,7 @@ def test_planner_within_10pct_of_own_stack(name, method, seq, mb, ckpt):
 
 
 def test_qlora_planner_within_10pct_of_real_cpu_step():
-    """Real nf4 weights from recipes.train.load_model, one real step on CPU, 1 decoder layer at full width."""
+    """Real nf4 weights from ftlaunch.recipes.train.load_model, one real step on CPU, 1 decoder layer at full width."""
     arch = bench.load_conf("qwen2.5-0.5b")
     r = own_stack_qlora.measure(arch, 1, "sft", 256, 1, True, bench.lora_dropout(arch))
     p = count_params(replace(model_spec(arch), num_hidden_layers=1))

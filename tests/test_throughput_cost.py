@@ -1,4 +1,4 @@
-"""FLOPs per token, the step-time model and the brief's cost formula, by hand."""
+"""FLOPs per token, the step-time model and the budget calculator (docs/decision-flow.md), by hand."""
 
 import pytest
 
@@ -72,8 +72,8 @@ def test_qlora_pays_dequantization_zero3_pays_communication():
     assert multi.comm > z3.comm  # crosses the slower inter-node fabric
 
 
-def test_brief_reference_example():
-    # The brief's estimate_cost(): 1000 tok/sample * 10k samples * 3 epochs at 2000 tok/s/GPU on 4 GPUs, $2/h
+def test_budget_calculator_example():
+    # docs/decision-flow.md's example: 1000 tok/sample * 10k samples * 3 epochs at 2000 tok/s/GPU on 4 GPUs, $2/h
     c = cost.estimate(cost.workload_tokens(1000, 10_000, 3), 2000, 4, 2.0, steps=100, model_bytes=0,
                       checkpoint_bytes=0, checkpoint_every=100)  # fmt: skip
     assert c.tokens_total == 30_000_000

@@ -1,4 +1,4 @@
-"""The throughput model's physics terms (issue 12): per-GPU matmul efficiency from measured matmul rates,
+"""The throughput model's physics terms (docs/accuracy.md): per-GPU matmul efficiency from measured matmul rates,
 bandwidth-bound kernels between the matmuls, collectives hidden behind compute."""
 
 from dataclasses import replace

@@ -1,4 +1,4 @@
-"""Every setting in conf/ has a type/range rule (ftlaunch/config/validate.py), and a bad value of each is refused
+"""Every setting in ftlaunch/conf/ has a type/range rule (ftlaunch/config/validate.py), and a bad value of each is refused
 by `launch` with one line, exit 2 and nothing written. The keys come from the conf files themselves, so a
 key added later without a rule fails test_every_conf_key_has_a_rule by name."""
 
@@ -21,7 +21,7 @@ DEFAULTS = {"model": "tiny", "data": "sample", "method": "auto", "gpu": "auto", 
 
 
 def conf_keys() -> dict[str, tuple[str, str] | None]:
-    """Dotted key -> (group, option whose yaml defines it) for every key in conf/; None for config.yaml's."""
+    """Dotted key -> (group, option whose yaml defines it) for every key in ftlaunch/conf/; None for config.yaml's."""
     root = conf_dir()
     out: dict[str, tuple[str, str] | None] = {}
     top = yaml.safe_load(root.joinpath("config.yaml").read_text())

@@ -14,12 +14,12 @@ from ftlaunch.contract.plan import atomic_write_text
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`launch-cluster`: write conf/cluster/<ClusterName>.yaml from the running Slurm."""
+    """`launch-cluster`: write ftlaunch/conf/cluster/<ClusterName>.yaml from the running Slurm."""
     ap = argparse.ArgumentParser(prog="launch-cluster", description=main.__doc__)
     ap.add_argument("--partition", help="GPU partition to plan on (default: the default one with GPUs)")
     ap.add_argument("--map", action="append", default=[], metavar="GRES=GPU",
-                    help="map a gres type to a GPU type of conf/gpu, e.g. --map a100_40g=a100-40gb")  # fmt: skip
-    ap.add_argument("--out", type=Path, help="folder to write into (default: the installed conf/cluster)")
+                    help="map a gres type to a GPU type of ftlaunch/conf/gpu, e.g. --map a100_40g=a100-40gb")  # fmt: skip
+    ap.add_argument("--out", type=Path, help="folder to write into (default: ftlaunch/conf/cluster)")
     ap.add_argument("--print", action="store_true", help="print the YAML instead of writing it")
     args = ap.parse_args(argv)
     try:

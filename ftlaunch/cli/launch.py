@@ -58,7 +58,7 @@ def check_overrides(argv: list[str]) -> None:
                     )
                     raise ConfigError(
                         f"unknown {plain} {v!r}: known are {', '.join(k for k in names if k != 'auto') or '-'}"
-                        f" (or add conf/{plain}/{v}.yaml){own}"
+                        f" (or add ftlaunch/conf/{plain}/{v}.yaml){own}"
                     )
         elif plain.startswith("hydra"):
             continue

@@ -1,5 +1,5 @@
-"""A cluster config (conf/cluster/*.yaml shape) made from what Slurm reports: `launch cluster=auto` uses it
-in memory, `launch-cluster` writes it to conf/cluster/<ClusterName>.yaml for the user to edit."""
+"""A cluster config (ftlaunch/conf/cluster/*.yaml shape) made from what Slurm reports: `launch cluster=auto` uses it
+in memory, `launch-cluster` writes it to ftlaunch/conf/cluster/<ClusterName>.yaml for the user to edit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ftlaunch.cluster.discovery import ClusterInfo, Partition, gpu_name
 from ftlaunch.contract.errors import ConfigError
 
 # Not visible to Slurm: the fabric between nodes. 100 Gb/s per GPU-node / 8 GPUs; an assumption the written
-# YAML flags for editing (conf/cluster/slurm-a100.yaml documents the same key).
+# YAML flags for editing (ftlaunch/conf/cluster/slurm-a100.yaml documents the same key).
 ASSUMED_INTER_NODE_GB_S = 12.5
 
 
@@ -39,7 +39,7 @@ def pick_partition(info: ClusterInfo, name: str | None) -> Partition:
 def cluster_config(
     info: ClusterInfo, partition: str | None = None, mapping: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """The conf/cluster dict for one partition: GPU types (catalog names), GPUs/CPUs/memory per node."""
+    """The ftlaunch/conf/cluster dict for one partition: GPU types (catalog names), GPUs/CPUs/memory per node."""
     part = pick_partition(info, partition)
     gres: dict[str, str] = {}
     per_type_nodes: dict[str, int] = {}

@@ -1,7 +1,7 @@
 """What a Slurm cluster has, read from `scontrol show node|partition|config` (plain values, no I/O but `read`).
 
 Every command goes through ftlaunch.cluster.slurm.run_slurm (timeout, one-line error). Gres type names ("a100",
-"h100_80gb", ...) map to the GPU catalog (conf/gpu/) through GRES_TO_GPU; an unknown one is one line saying
+"h100_80gb", ...) map to the GPU catalog (ftlaunch/conf/gpu/) through GRES_TO_GPU; an unknown one is one line saying
 how to map it.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ftlaunch.contract.errors import ConfigError
 
-# Gres type (lower-cased, "-" and "_" dropped) -> conf/gpu name. Sites name types freely (gres.conf Type=);
+# Gres type (lower-cased, "-" and "_" dropped) -> ftlaunch/conf/gpu name. Sites name types freely (gres.conf Type=);
 # these are the spellings seen in Slurm docs and site gres.conf files. A bare "a100" / "h100" is taken as the
 # larger SXM part (the common one in Slurm clusters); the written cluster YAML says so, for the user to edit.
 GRES_TO_GPU = {
@@ -219,7 +219,7 @@ def gpu_name(gres_type: str, where: str, mapping: dict[str, str] | None = None) 
         )
     raise ConfigError(
         f"gres type {gres_type!r} on {where} is not in the GPU catalog: map it with --map {gres_type}=<GPU type> "
-        f"(one of {', '.join(sorted(g for g in catalog if g != 'cpu'))}) or add conf/gpu/{gres_type}.yaml"
+        f"(one of {', '.join(sorted(g for g in catalog if g != 'cpu'))}) or add ftlaunch/conf/gpu/{gres_type}.yaml"
     )
 
 

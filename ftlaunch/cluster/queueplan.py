@@ -14,7 +14,7 @@ from datetime import datetime
 from ftlaunch.contract.errors import ConfigError
 
 # A segment pays start-up (imports, model load: overhead in ftlaunch/forecast/cost.py), the USR1 lead before the limit
-# (ftlaunch/cluster/slurm.py SIGNAL_LEAD_S) and a checkpoint write; under this much wall time per segment, too little
+# (ftlaunch/cluster/batch.py SIGNAL_LEAD_S) and a checkpoint write; under this much wall time per segment, too little
 # is left for training to be worth a requeue cycle.
 MIN_SEGMENT_MIN = 15
 _START = re.compile(r"to start at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")

@@ -13,7 +13,7 @@ from pathlib import Path
 from ftlaunch.contract.errors import ConfigError
 from ftlaunch.contract.plan import Plan, atomic_write_text
 
-SLURM_TIMEOUT_S = 30  # sbatch/scontrol hang while slurmctld is down (../shared/FINDINGS.md)
+SLURM_TIMEOUT_S = 30  # sbatch/scontrol hang while slurmctld is down (docs/stack-facts.md)
 
 
 def _timeout() -> float:

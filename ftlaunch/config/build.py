@@ -27,7 +27,7 @@ def _need(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
     v = d.get(key)
     if v is None:
         raise ConfigError(
-            f"{where}.{key} is missing: set it in conf/{where}/<name>.yaml or with {where}.{key}=..."
+            f"{where}.{key} is missing: set it in ftlaunch/conf/{where}/<name>.yaml or with {where}.{key}=..."
         )
     if kind in (int, float) and (isinstance(v, bool) or not isinstance(v, (int, float))):
         raise ConfigError(f"{where}.{key}={v!r} is not a number: give a number, e.g. {where}.{key}=4096")
@@ -124,7 +124,7 @@ def gpu_spec(d: dict[str, Any], price_override: float | None = None) -> GpuSpec:
 
 
 def catalog_gpu(name: str) -> GpuSpec:
-    """The catalog's GPU of that name (conf/gpu/<name>.yaml), or one line naming the known ones."""
+    """The catalog's GPU of that name (ftlaunch/conf/gpu/<name>.yaml), or one line naming the known ones."""
     catalog = gpu_catalog()
     if name not in catalog:  # a forecast for some other device would be silently wrong
         raise ConfigError(f"GPU {name!r} is not in the GPU catalog: known are {', '.join(sorted(catalog))}")
@@ -228,7 +228,7 @@ def _opt_int(cfg: dict[str, Any], key: str, lo: int, hi: int | None = None) -> i
 
 
 def _job_name(cfg: dict[str, Any], model: str, data: str) -> str:
-    """conf/config.yaml's ${model.name}-${data.name} after the data file renamed the set (ftlaunch/config/datafile.py:
+    """ftlaunch/conf/config.yaml's ${model.name}-${data.name} after the data file renamed the set (ftlaunch/config/datafile.py:
     a file given on the sample config), unless the user named the job."""
     name = str(cfg.get("job_name") or "")
     default = f"{cfg['model'].get('name')}-{cfg['data'].get('name')}"

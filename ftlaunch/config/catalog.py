@@ -17,12 +17,12 @@ def conf_dir() -> Traversable:
 
 
 def known(group: str) -> list[str]:
-    """The names a config group offers (conf/<group>/*.yaml)."""
+    """The names a config group offers (ftlaunch/conf/<group>/*.yaml)."""
     return sorted(f.name[:-5] for f in conf_dir().joinpath(group).iterdir() if f.name.endswith(".yaml"))
 
 
 def load(group: str, name: str) -> dict[str, Any]:
-    """One config group entry as a plain dict (conf/<group>/<name>.yaml)."""
+    """One config group entry as a plain dict (ftlaunch/conf/<group>/<name>.yaml)."""
     import yaml  # PyYAML ships with omegaconf; imported here to keep importing this module cheap
 
     return yaml.safe_load(conf_dir().joinpath(group, f"{name}.yaml").read_text())
@@ -30,7 +30,7 @@ def load(group: str, name: str) -> dict[str, Any]:
 
 @cache
 def gpu_catalog() -> dict[str, dict[str, Any]]:
-    """conf/gpu/*.yaml by GPU name (the planner enumerates them, Hydra picks one)."""
+    """ftlaunch/conf/gpu/*.yaml by GPU name (the planner enumerates them, Hydra picks one)."""
     out = {}
     for name in known("gpu"):
         if name != "auto":

@@ -68,7 +68,7 @@ def inspect(d: dict[str, Any], model_path: str | None = None) -> dict[str, Any]:
 
 
 def _not_the_sample(d: dict[str, Any], p: Path) -> dict[str, Any]:
-    """`data.path=your.jsonl` on the default data config: the sizes in conf/data/sample.yaml describe the
+    """`data.path=your.jsonl` on the default data config: the sizes in ftlaunch/conf/data/sample.yaml describe the
     built-in arithmetic set, not the user's file, so the ones still at the sample's values are read from the
     file instead (as `data=jsonl` does), and the run is named after the file rather than "sample"."""
     if d.get("name") != "sample":

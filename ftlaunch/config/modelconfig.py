@@ -1,7 +1,7 @@
 """A user's own model, planned from its files: local folder or `hf:Org/Name` -> folder -> config.json facts.
 
 Plain json and the Hugging Face cache layout only (no torch, no transformers, no huggingface_hub import), so
-it runs on the login node. The facts land in the same dict shape as conf/model/*.yaml (ftlaunch/config/build.py
+it runs on the login node. The facts land in the same dict shape as ftlaunch/conf/model/*.yaml (ftlaunch/config/build.py
 model_spec reads both).
 
 Cache layout (huggingface_hub docs, "Manage the cache"): $HF_HUB_CACHE, else $HF_HOME/hub, else
@@ -106,7 +106,7 @@ def read_config(directory: Path) -> dict[str, Any]:
 
 
 def facts(cfg: dict[str, Any], where: str = "config.json") -> dict[str, Any]:
-    """A config.json dict -> the model facts in conf/model/*.yaml shape (without name and path)."""
+    """A config.json dict -> the model facts in ftlaunch/conf/model/*.yaml shape (without name and path)."""
     mt = str(cfg.get("model_type") or "")
     if mt not in SUPPORTED:
         kind = next((k for k, v in _REFUSED.items() if mt in v), None)
@@ -258,7 +258,7 @@ def _is_hub_id(value: str) -> bool:
 
 
 def _catalog_key(repo_id: str) -> str | None:
-    """The conf/model/ entry whose path is this Hub id (case-insensitive), or None."""
+    """The ftlaunch/conf/model/ entry whose path is this Hub id (case-insensitive), or None."""
     from ftlaunch.config.catalog import conf_dir
 
     for f in sorted(conf_dir().joinpath("model").iterdir(), key=lambda f: f.name):
@@ -281,7 +281,7 @@ def _hub_id_to_model(repo_id: str) -> str:
     if key is None:
         raise ConfigError(
             f"model={repo_id}: not in the local Hugging Face cache ({hub_cache()}) and no catalog entry "
-            f"(conf/model/) has that Hub id: download it (huggingface-cli download {repo_id}) or give "
+            f"(ftlaunch/conf/model/) has that Hub id: download it (huggingface-cli download {repo_id}) or give "
             "model.path=/abs/model_dir"
         )
     return key
@@ -296,7 +296,7 @@ def _sweep_models(value: str) -> str:
             key = _catalog_key(v)
             if key is None:
                 raise ConfigError(
-                    f"model={v} in a sweep: no catalog entry (conf/model/) has that Hub id; sweep your own "
+                    f"model={v} in a sweep: no catalog entry (ftlaunch/conf/model/) has that Hub id; sweep your own "
                     f"models with model.path=hf:{v},... or a folder per value"
                 )
             v = key

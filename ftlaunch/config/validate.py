@@ -2,8 +2,8 @@
 
 Runs on the resolved config before anything is planned or written; each failure is one line that says what
 is wrong and how to fix it. Cross-field checks (seq_len vs the model's context, n_gpus vs the cluster) stay
-with the builders in ftlaunch/config/build.py. A key added to conf/ needs a rule here: tests/test_validate.py
-enumerates conf/ and names any key without one.
+with the builders in ftlaunch/config/build.py. A key added to ftlaunch/conf/ needs a rule here: tests/test_validate.py
+enumerates ftlaunch/conf/ and names any key without one.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def _enum(*choices: str, null: bool = False) -> Rule:
 BOOL, TEXT, OPT_TEXT = Rule("bool"), Rule("str"), Rule("str", null=True)
 
 RULES: dict[str, Rule] = {
-    # conf/config.yaml
+    # ftlaunch/conf/config.yaml
     "job_name": TEXT,
     "goal.domain_shift": _enum("small", "large"),
     "goal.optimize": _enum("cost", "time"),
@@ -189,7 +189,7 @@ RULES: dict[str, Rule] = {
     "tracking.experiment": Rule("str", hint="an MLflow experiment name, e.g. tracking.experiment=ftlaunch"),
     # appended on the command line (+budget=500); `none` opts out, see check()
     "budget": _pos(null=True, hint="dollars, e.g. +budget=500, or +budget=none to run without one"),
-    # conf/model/*.yaml: HF config.json facts
+    # ftlaunch/conf/model/*.yaml: HF config.json facts
     "model.name": TEXT,
     "model.path": TEXT,
     "model.hidden_size": _int(1),
@@ -217,7 +217,7 @@ RULES: dict[str, Rule] = {
     "model.shared_expert_intermediate_size": _int(0),
     "model.shared_expert_gate": BOOL,
     "model.dense_layers": Rule("ints", null=True),
-    # conf/data/*.yaml (nulls are measured from a local file)
+    # ftlaunch/conf/data/*.yaml (nulls are measured from a local file)
     "data.name": TEXT,
     "data.path": TEXT,
     "data.format": _enum("alpaca", "messages", "preference", "text"),
@@ -226,7 +226,7 @@ RULES: dict[str, Rule] = {
     "data.tokens_per_sample": _pos(null=True),
     "data.max_tokens": _int(1, null=True),
     "data.packing": BOOL,
-    # conf/method/*.yaml
+    # ftlaunch/conf/method/*.yaml
     "method.name": _enum("auto", "lora", "qlora", "full", "dpo"),
     "method.adapter": _enum("auto", "lora", "qlora", "full"),
     "method.lora_r": _int(1, 4096),
@@ -236,7 +236,7 @@ RULES: dict[str, Rule] = {
     "method.learning_rate": Rule("num", lo=0, lo_open=True, hi=1, null=True, hint="e.g. 2e-4"),
     "method.dpo_beta": _pos(),
     "method.dpo_reference": _enum("auto", "adapter", "model", "precomputed"),
-    # conf/gpu/*.yaml
+    # ftlaunch/conf/gpu/*.yaml
     "gpu.name": TEXT,
     "gpu.label": TEXT,
     "gpu.memory_gib": _pos(),
@@ -249,7 +249,7 @@ RULES: dict[str, Rule] = {
     "gpu.matmul_tflops": Rule(
         "num", lo=0, lo_open=True, null=True, hint="measured bf16 matmul TFLOP/s, or null"
     ),
-    # conf/cluster/*.yaml
+    # ftlaunch/conf/cluster/*.yaml
     "cluster.name": TEXT,
     "cluster.executor": _enum("local", "slurm"),
     "cluster.gpus": Rule("gpus"),
@@ -263,7 +263,7 @@ RULES: dict[str, Rule] = {
     "cluster.mem_per_gpu_gib": _pos(),
     "cluster.prices": Rule("prices", null=True),
     "cluster.gpu_flag": _enum("gres", "gpus-per-node"),
-    # Slurm-discovered clusters (ftlaunch/cluster/clusterconf.py: conf/cluster/auto.yaml, `launch-cluster` output)
+    # Slurm-discovered clusters (ftlaunch/cluster/clusterconf.py: ftlaunch/conf/cluster/auto.yaml, `launch-cluster` output)
     "cluster.gres_map": Rule("names", null=True),  # gres type -> GPU type, for types the catalog lacks
     "cluster.gres": Rule("names", null=True),  # GPU type -> gres type
     "cluster.max_time_min": _int(1, null=True, hint="the partition's MaxTime in minutes, null: no limit"),

@@ -1,4 +1,5 @@
-"""Workload -> hours -> dollars (the brief's budget calculator, plus the overheads it leaves out)."""
+"""Workload -> hours -> dollars: the budget calculator of docs/decision-flow.md, plus start-up and checkpoint
+overheads."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 # Start-up: process launch + imports + loading weights from shared storage. On a GPU node 120 s fixed
-# (assumption: the torch stack's imports take ~10 s alone, ../shared/FINDINGS.md, then CUDA/NCCL/DeepSpeed
+# (assumption: the torch stack's imports take ~10 s alone, docs/stack-facts.md, then CUDA/NCCL/DeepSpeed
 # initialisation) + weights at 1 GB/s (assumption).
 STARTUP_S = 120.0
 # The CPU "device" (this machine): the recipe's measured start-up, process start to first step plus the final
@@ -30,7 +31,7 @@ class Cost:
 
 
 def workload_tokens(tokens_per_sample: float, n_samples: int, epochs: float) -> float:
-    # The brief (report_a02_part02_cost_benefit.md, "Budget modeling"): tokens_per_sample * n_samples * epochs.
+    # Budget calculator (docs/decision-flow.md): tokens_per_sample * n_samples * epochs.
     return tokens_per_sample * n_samples * epochs
 
 
@@ -54,8 +55,8 @@ def estimate(
     overhead_factor: float = 1.0,
     startup_s: float = STARTUP_S,
 ) -> Cost:
-    # The brief: hours = tokens_total / (tokens_per_second_per_gpu * num_gpus); its "utilization" is already
-    # inside tps_per_gpu (ftlaunch/forecast/throughput.py). cost = hours * $/GPU-hour * num_gpus.
+    # Budget calculator (docs/decision-flow.md): hours = tokens_total / (tokens_per_s_per_gpu * num_gpus), with
+    # utilization already inside tps_per_gpu (ftlaunch/forecast/throughput.py); cost = hours * $/GPU-hour * num_gpus.
     train_h = tokens_total / (tps_per_gpu * n_gpus) / 3600
     n_ckpt = steps // max(1, checkpoint_every)
     overhead_s = startup_s + model_bytes / (LOAD_GB_S * 1e9) + n_ckpt * checkpoint_bytes / (CKPT_GB_S * 1e9)

@@ -27,7 +27,7 @@ class Efficiency:
 
 # GPUs: mfu = (measured max achievable bf16 matmul rate / datasheet peak) x STACK_MATMUL_EFFICIENCY.
 # The first factor is hardware physics, measured per GPU by matmul benchmarks, not fitted to training runs:
-# conf/gpu/*.yaml `matmul_tflops` (MAMF, stas00/ml-engineering compute/accelerator/README.md "Maximum
+# ftlaunch/conf/gpu/*.yaml `matmul_tflops` (MAMF, stas00/ml-engineering compute/accelerator/README.md "Maximum
 # Achievable Matmul FLOPS comparison table", commit b9e2972). A GPU nobody measured gets
 # UNMEASURED_MATMUL_FRACTION, the median of that table's NVIDIA bf16 rows (A100 SXM 0.869 ... GB200 0.729).
 UNMEASURED_MATMUL_FRACTION = 0.80
@@ -46,7 +46,7 @@ CPU_EFFICIENCY = Efficiency(mfu=0.5, bandwidth=0.5, comm_overlap=0.0)
 # Eager dispatch per decoder layer per pass, and per micro-step outside the layers (embedding, head, loss,
 # autograd), measured by benchmarks/cpu_peak.py (benchmarks/results/cpu_peak.json layer_pass_s,
 # micro_step_fixed_s). Stored as seconds x the matmul rate measured alongside (FLOP-equivalents): a busy shared
-# machine slows both alike, so the ratio holds and conf/gpu/cpu.yaml's peak turns it back into seconds.
+# machine slows both alike, so the ratio holds and ftlaunch/conf/gpu/cpu.yaml's peak turns it back into seconds.
 CPU_LAYER_PASS_FLOPS = 4.03e8  # 0.02036 s x 0.0198 TFLOP/s
 CPU_MICRO_STEP_FLOPS = 5.40e8  # 0.02726 s x 0.0198 TFLOP/s
 

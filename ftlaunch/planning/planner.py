@@ -1,7 +1,7 @@
-"""Enumerate candidate configurations, forecast each, and choose one by the brief's decision flow.
+"""Enumerate candidate configurations, forecast each, and choose one by the decision flow.
 
-Decision flow (../shared/brief, "Decision Helper"): budget tight or low VRAM -> QLoRA; large domain shift
--> full fine-tuning + ZeRO-3; otherwise LoRA; preference data (or method=dpo) adds a DPO stage.
+Decision flow (docs/decision-flow.md): budget tight or low VRAM -> QLoRA; large domain shift -> full
+fine-tuning + ZeRO-3; otherwise LoRA; preference data (or method=dpo) adds a DPO stage.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Nothing is downloaded. The model and tokenizer are written with save_pretrained and read back by the
 ordinary from_pretrained code path; the data are plain JSONL read back by load_dataset("json").
 
-    python -m recipes.assets --out DIR      # DIR/tiny-llama/ and DIR/data/arith_*.jsonl
+    python -m ftlaunch.recipes.assets --out DIR      # DIR/tiny-llama/ and DIR/data/arith_*.jsonl
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ftlaunch.contract.prompts import ALPACA_PROMPT, ALPACA_PROMPT_INPUT
 
 ASSETS_VERSION = 1
 TINY_MODEL = "tiny-llama"
-# conf/model/tiny.yaml states the same numbers for the planner: change both or neither. Every layer size is a
+# ftlaunch/conf/model/tiny.yaml states the same numbers for the planner: change both or neither. Every layer size is a
 # multiple of 32 (bitsandbytes 4-bit eval on CPU needs it).
 TINY_LLAMA = dict(
     hidden_size=128,
@@ -42,7 +42,7 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
-# Sample sizes match conf/data/sample.yaml (512) and conf/data/sample-pref.yaml (256).
+# Sample sizes match ftlaunch/conf/data/sample.yaml (512) and ftlaunch/conf/data/sample-pref.yaml (256).
 ARITH_FILES = {
     "alpaca": ("arith_alpaca.jsonl", 512),
     "messages": ("arith_messages.jsonl", 512),

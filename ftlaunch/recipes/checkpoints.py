@@ -1,5 +1,5 @@
 """Which checkpoint to resume from. HF Trainer writes run_dir/checkpoints/checkpoint-N in place; a checkpoint
-only counts once recipes.callbacks.MarkComplete has written its marker after every rank finished saving, so a
+only counts once ftlaunch.recipes.callbacks.MarkComplete has written its marker after every rank finished saving, so a
 half-written folder (job killed mid-save) is never picked."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Export a trained run as one plain HF model folder: LoRA/QLoRA adapters merged into the base weights.
 
-    python -m recipes.export --run-dir RUN --out OUT [--dtype bf16|fp32]
+    python -m ftlaunch.recipes.export --run-dir RUN --out OUT [--dtype bf16|fp32]
 
 Takes RUN/final (written when training completed), else the newest complete checkpoint. The base model is
 reloaded unquantized (a QLoRA adapter merges into bf16/fp32 weights, not into nf4), merged with

@@ -2,7 +2,7 @@
 
 Slurm's `--signal=B:USR1@N` and `scancel` (SIGTERM) reach the batch shell, which forwards them to the recipe
 (torchrun does not forward USR1, so a shell trap writes run_dir/STOP instead). The handler only records the
-request; recipes.callbacks.GracefulStop acts on it at the next optimizer-step boundary.
+request; ftlaunch.recipes.callbacks.GracefulStop acts on it at the next optimizer-step boundary.
 """
 
 from __future__ import annotations

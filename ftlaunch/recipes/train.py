@@ -1,7 +1,7 @@
 """Run a plan.json: SFT or DPO with LoRA, QLoRA or full fine-tuning, on one device, torchrun, or DeepSpeed.
 
-    python -m recipes.train --plan RUN/plan.json [--resume auto|never|CHECKPOINT]
-    torchrun --nproc-per-node 2 -m recipes.train --plan RUN/plan.json
+    python -m ftlaunch.recipes.train --plan RUN/plan.json [--resume auto|never|CHECKPOINT]
+    torchrun --nproc-per-node 2 -m ftlaunch.recipes.train --plan RUN/plan.json
 
 Reads top to bottom: check the plan and every data row (exit 2, one line on stderr, nothing written), set up
 the process group, load tokenizer / data / model under the precision policy, build the TRL trainer with the
@@ -37,7 +37,7 @@ from ftlaunch.recipes.signals import StopRequest
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m recipes.train", description="Train one plan.json.")
+    ap = argparse.ArgumentParser(prog="python -m ftlaunch.recipes.train", description="Train one plan.json.")
     ap.add_argument("--plan", required=True, help="path to plan.json")
     ap.add_argument(
         "--resume", default="auto", help="auto (newest complete checkpoint) | never | a checkpoint dir"

@@ -24,7 +24,7 @@ from ftlaunch.contract.plan import Plan, TrackingRef, atomic_write_text, read_pl
 from ftlaunch.forecast import compare
 
 STATE_FILE = "mlflow.json"
-# Bounded client behaviour: 0 retries, 5 s per request (the defaults retry for ~4 minutes, FINDINGS.md).
+# Bounded client behaviour: 0 retries, 5 s per request (the defaults retry for ~4 minutes, docs/stack-facts.md).
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 _URI = re.compile(
     r"^(sqlite:///.+|https?://[A-Za-z0-9.\-]+(:\d{1,5})?(/.*)?|file:///.+|postgresql://.+|mysql://.+|databricks.*)$"

@@ -24,7 +24,8 @@ from ftlaunch.recipes.assets import TINY_LLAMA
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
-TINY_ARCH = dict(TINY_LLAMA)  # the shape ftlaunch/recipes/assets.py builds (and conf/model/tiny.yaml states)
+# the shape ftlaunch/recipes/assets.py builds (and ftlaunch/conf/model/tiny.yaml states)
+TINY_ARCH = dict(TINY_LLAMA)
 DATA = {  # format -> (path, rows)
     "alpaca": ("builtin:arith", 512),
     "messages": ("builtin:arith-messages", 512),
